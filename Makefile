@@ -1,0 +1,37 @@
+# Every target does its own set-up: a fresh machine needs only python3 (3.11+) and make.
+#
+# The virtual environment lives outside the repository, keyed by the hash of pyproject.toml, so that
+# clean clones (CI) reuse it and a change of dependencies gets a fresh one. The project itself is
+# installed editable and re-pointed at this checkout when the venv was made from another one.
+
+PYTHON ?= python3
+VENV_KEY := $(shell sha256sum pyproject.toml | cut -c1-16)
+VENV ?= $(HOME)/.cache/agentrun/venvs/$(VENV_KEY)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deps-installed
+export PIP_CACHE_DIR ?= $(HOME)/.cache/agentrun/pip
+
+.PHONY: venv test quickstart bench clean-venv
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+	@$(BIN)/python -c "import agentrun.spec, sys; sys.exit(not agentrun.spec.__file__.startswith('$(CURDIR)/'))" \
+		|| $(BIN)/pip install -q --no-deps --no-build-isolation -e .
+
+test: venv
+	$(BIN)/pytest
+
+quickstart: venv
+	PATH=$(BIN):$$PATH scripts/quickstart.sh
+
+bench: venv
+	$(BIN)/python bench/mailbox.py
+	$(BIN)/python bench/rollout_overhead.py
+
+clean-venv:
+	rm -rf $(VENV)

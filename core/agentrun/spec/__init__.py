@@ -1,0 +1,1 @@
+"""The run spec: the `AgentTrainingRun` model and loading it from YAML with readable errors."""

@@ -1,0 +1,299 @@
+"""The `AgentTrainingRun` spec: the one config model every part of agentrun reads.
+
+The same model validates `agentrun run run.yaml`, generates the CRD's OpenAPI schema (so every
+`description` here becomes `kubectl explain` text) and configures the learner, evaluator and servers.
+Field names are camelCase on the wire, as Kubernetes resources are, and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "agentrun.dev/v1alpha1"
+KIND = "AgentTrainingRun"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec section: camelCase aliases, unknown fields rejected (a typo is an error)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_attribute_docstrings=True
+    )
+
+
+class Metadata(SpecModel):
+    model_config = ConfigDict(extra="allow")  # labels, annotations, uid... belong to Kubernetes
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=53)]
+    """Run name: a DNS label (lowercase letters, digits, '-'); children are named after it."""
+    namespace: str | None = None
+    """Kubernetes namespace; ignored by the local runner."""
+
+
+class ModelSpec(SpecModel):
+    base: str = "builtin:tiny"
+    """Base model: a Hugging Face id (`Qwen/Qwen3-4B`), a local directory in HF layout, or `builtin:tiny`
+    (a few-million-parameter model agentrun builds offline, for laptops and CI)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of `base`; ignored for local paths."""
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    """Weight and compute dtype for serving and training."""
+    max_model_len: Annotated[int, Field(ge=512, le=262144)] = 16384
+    """Longest sequence (prompt + all turns) the server and learner accept, in tokens."""
+
+
+class DatasetSource(StrEnum):
+    SYNTHETIC = "synthetic"
+    HF = "hf"
+    MAILDIR = "maildir"
+
+
+class DatasetSpec(SpecModel):
+    name: Annotated[str, Field(pattern=DNS_LABEL)] = "synthetic-enron"
+    """Dataset directory name under `<storage>/datasets/`; runs that name the same dataset share it."""
+    source: DatasetSource = DatasetSource.SYNTHETIC
+    """Where emails and questions come from: `synthetic` (generated offline), `hf` (the public Enron
+    datasets or local parquet files of the same schema) or `maildir` (a raw Enron maildir tree)."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    """Seed of the synthetic generator (same seed, same mailbox)."""
+    emails: Annotated[int, Field(ge=100, le=500_000)] = 20_000
+    """Number of synthetic emails to generate."""
+    emails_dataset: str = "corbt/enron-emails"
+    """`hf` source: hub id or local directory of the emails parquet shards."""
+    questions_dataset: str = "corbt/enron_emails_sample_questions"
+    """`hf` source: hub id or local directory of the questions parquet files."""
+    maildir_path: str | None = None
+    """`maildir` source: path of the `maildir/` tree."""
+
+    @model_validator(mode="after")
+    def _maildir_needs_path(self) -> DatasetSpec:
+        if self.source == DatasetSource.MAILDIR and not self.maildir_path:
+            raise ValueError("source 'maildir' needs dataset.maildirPath (the folder holding maildir/<user>/)")
+        return self
+
+
+class EnvironmentSpec(SpecModel):
+    name: Literal["email-research"] = "email-research"
+    """The task the agent is trained on; `email-research` is the ART·E-style email agent."""
+    max_turns: Annotated[int, Field(ge=1, le=50)] = 10
+    """Assistant turns per episode before it ends as out of turns."""
+    max_new_tokens: Annotated[int, Field(ge=16, le=32768)] = 2048
+    """Tokens the model may generate per turn."""
+    max_search_results: Annotated[int, Field(ge=1, le=10)] = 10
+    """Most results one `search_emails` call returns."""
+
+
+class JudgeKind(StrEnum):
+    DETERMINISTIC = "deterministic"
+    LLM = "llm"
+
+
+class SecretKeyRef(SpecModel):
+    name: str
+    """Name of a Kubernetes Secret in the run's namespace."""
+    key: str = "api-key"
+    """Key inside the Secret."""
+
+
+class JudgeSpec(SpecModel):
+    kind: JudgeKind = JudgeKind.DETERMINISTIC
+    """`deterministic` compares normalised answers; `llm` asks a model over an OpenAI-compatible API."""
+    endpoint: str | None = None
+    """`llm` judge: base URL of an OpenAI-compatible API, e.g. `https://api.openai.com/v1`."""
+    model: str | None = None
+    """`llm` judge: model name at that endpoint."""
+    api_key_env: str = "AGENTRUN_JUDGE_API_KEY"
+    """Environment variable holding the judge's API key (never put the key in the spec)."""
+    api_key_secret: SecretKeyRef | None = None
+    """Kubernetes Secret the operator mounts into that environment variable."""
+
+    @model_validator(mode="after")
+    def _llm_needs_endpoint(self) -> JudgeSpec:
+        if self.kind == JudgeKind.LLM and not (self.endpoint and self.model):
+            raise ValueError("judge kind 'llm' needs both reward.judge.endpoint and reward.judge.model")
+        return self
+
+
+class RewardSpec(SpecModel):
+    judge: JudgeSpec = JudgeSpec()
+    """How answers are judged correct."""
+
+
+class LoraSpec(SpecModel):
+    rank: Annotated[int, Field(ge=1, le=256)] = 16
+    """LoRA rank r."""
+    alpha: Annotated[int, Field(ge=1, le=1024)] = 32
+    """LoRA alpha (scale = alpha / rank)."""
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    """Linear layers that get adapters (all linear layers of a Qwen block by default)."""
+
+
+class ImportanceCorrectionSpec(SpecModel):
+    enabled: bool = True
+    """Correct for the mismatch between serving-engine and learner log-probabilities (truncated IS)."""
+    clip: Annotated[float, Field(gt=1.0, le=100.0)] = 2.0
+    """Upper truncation of the per-token importance weight."""
+
+
+class TrainingSpec(SpecModel):
+    algorithm: Literal["grpo"] = "grpo"
+    """RL algorithm; GRPO over LoRA adapters."""
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    """Optimizer steps (each one samples fresh rollouts)."""
+    scenarios_per_step: Annotated[int, Field(ge=1, le=4096)] = 8
+    """Questions sampled per step; each becomes one group."""
+    group_size: Annotated[int, Field(ge=2, le=256)] = 4
+    """Trajectories sampled per question (G); advantages are relative within the group."""
+    learning_rate: Annotated[float, Field(gt=0.0, le=1e-2)] = 2e-5
+    """AdamW learning rate; LoRA usually wants 1e-5..5e-5 (about 10x full fine-tuning)."""
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    """Gradient clipping norm."""
+    eps_low: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    """Lower clip of the importance ratio (1 - epsLow)."""
+    eps_high: Annotated[float, Field(gt=0.0, lt=10.0)] = 0.28
+    """Upper clip of the importance ratio (1 + epsHigh)."""
+    scale_rewards_by_std: bool = True
+    """Divide group-centred rewards by the group's standard deviation."""
+    kl_coef: Annotated[float, Field(ge=0.0)] = 0.0
+    """KL penalty towards the base model (adapter disabled); 0 turns it off."""
+    importance_correction: ImportanceCorrectionSpec = ImportanceCorrectionSpec()
+    """Engine/learner log-probability mismatch correction."""
+    lora: LoraSpec = LoraSpec()
+    """Adapter shape."""
+    checkpoint_every: Annotated[int, Field(ge=1)] = 10
+    """Save an adapter checkpoint every N steps (and at the end)."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    """Seed for scenario order, sampling and initialisation."""
+
+
+class RolloutSpec(SpecModel):
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    """Sampling temperature for training rollouts."""
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    """Nucleus sampling threshold."""
+    concurrency: Annotated[int, Field(ge=1, le=4096)] = 32
+    """Trajectories in flight at once against the server."""
+    request_timeout_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 120.0
+    """Timeout of one chat-completions request."""
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    """Retries (with exponential backoff) of a request that failed in transport or with a 5xx/429."""
+
+
+class EvaluationSpec(SpecModel):
+    every_steps: Annotated[int, Field(ge=0)] = 20
+    """Evaluate every N steps on the validation scenarios; 0 evaluates only at the end."""
+    limit: Annotated[int, Field(ge=1)] = 250
+    """Questions per evaluation (the first N of the split, in a fixed order)."""
+    final_split: Literal["train", "test"] = "test"
+    """Split of the final evaluation of the last checkpoint."""
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    """Sampling temperature during evaluation (0 = greedy)."""
+
+
+class ResourcesSpec(SpecModel):
+    cpu: str | None = None
+    """CPU request, Kubernetes quantity (`4`, `500m`)."""
+    memory: str | None = None
+    """Memory request and limit, Kubernetes quantity (`64Gi`)."""
+    gpus: Annotated[int, Field(ge=0, le=16)] = 1
+    """`nvidia.com/gpu` per pod."""
+
+
+class ServingSpec(SpecModel):
+    image: str = "vllm/vllm-openai:v0.11.0"
+    """vLLM server image (cluster mode); the local runner uses the embedded server instead."""
+    replicas: Annotated[int, Field(ge=1, le=64)] = 1
+    """vLLM Deployment replicas."""
+    max_loras: Annotated[int, Field(ge=1, le=64)] = 4
+    """Adapters resident on a GPU at once (`--max-loras`)."""
+    gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.85
+    """vLLM `--gpu-memory-utilization`."""
+    extra_args: list[str] = []
+    """Extra `vllm serve` arguments."""
+    resources: ResourcesSpec = ResourcesSpec()
+    """Per-replica resources."""
+
+
+class DeepSpeedSpec(SpecModel):
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    """DeepSpeed ZeRO stage (cluster mode)."""
+
+
+class LearnerSpec(SpecModel):
+    image: str = "ghcr.io/agentrun/trainer:latest"
+    """Learner image (cluster mode)."""
+    nodes: Annotated[int, Field(ge=1, le=256)] = 1
+    """Pods of the learner's Indexed Job (one per node)."""
+    micro_batch_tokens: Annotated[int, Field(ge=256)] = 16384
+    """Tokens per packed micro-batch; gradients accumulate over micro-batches to one step."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory."""
+    deepspeed: DeepSpeedSpec = DeepSpeedSpec()
+    """DeepSpeed settings (cluster mode; the local runner trains with plain torch)."""
+    resources: ResourcesSpec = ResourcesSpec()
+    """Per-pod resources."""
+
+
+class PvcSpec(SpecModel):
+    existing_claim: str | None = None
+    """Use this PersistentVolumeClaim instead of creating one."""
+    size: str = "200Gi"
+    """Size of the claim the operator creates."""
+    storage_class_name: str | None = None
+    """StorageClass of the claim the operator creates (ReadWriteMany for multi-node learners)."""
+
+
+class StorageSpec(SpecModel):
+    local_dir: str = ".agentrun"
+    """Root of the storage layout for `agentrun run` (relative to the working directory)."""
+    pvc: PvcSpec = PvcSpec()
+    """Shared volume for cluster mode, mounted at /data in every pod."""
+
+
+class RunSpec(SpecModel):
+    model: ModelSpec = ModelSpec()
+    """Base model to train an adapter for."""
+    dataset: DatasetSpec = DatasetSpec()
+    """Emails and questions."""
+    environment: EnvironmentSpec = EnvironmentSpec()
+    """The task environment and its tools."""
+    reward: RewardSpec = RewardSpec()
+    """Reward and answer judge."""
+    training: TrainingSpec = TrainingSpec()
+    """GRPO settings."""
+    rollout: RolloutSpec = RolloutSpec()
+    """How trajectories are sampled."""
+    evaluation: EvaluationSpec = EvaluationSpec()
+    """Held-out benchmarking of checkpoints."""
+    serving: ServingSpec = ServingSpec()
+    """Model server (vLLM on a cluster)."""
+    learner: LearnerSpec = LearnerSpec()
+    """Learner processes."""
+    storage: StorageSpec = StorageSpec()
+    """Where datasets, checkpoints and results live."""
+    queue_name: str | None = None
+    """Kueue LocalQueue; child Jobs carry `kueue.x-k8s.io/queue-name` when set."""
+    suspend: bool = False
+    """Stop workloads; clearing it resumes from the latest checkpoint."""
+
+
+class AgentTrainingRun(SpecModel):
+    """One training run of a tool-using agent: the whole manifest."""
+
+    api_version: Literal["agentrun.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    """Must be `agentrun.dev/v1alpha1`."""
+    kind: Literal["AgentTrainingRun"] = KIND
+    """Must be `AgentTrainingRun`."""
+    metadata: Metadata
+    """Kubernetes object metadata; `name` names the run."""
+    spec: RunSpec = RunSpec()
+    """What to train and how."""

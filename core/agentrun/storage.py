@@ -1,0 +1,102 @@
+"""The storage layout (DESIGN §2): the one place that knows where each artefact lives under the root.
+
+The root is the PVC mount on Kubernetes and a local directory in embedded mode; every component builds
+its paths through `Layout`, so the layout cannot drift between the operator, learner and evaluator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentrun.mailbox.schema import EMAILS_DB
+
+DEFAULT_LOCAL_ROOT = Path(".agentrun")
+SCENARIOS_PARQUET = "scenarios.parquet"
+SCENARIOS_JSONL = "scenarios.jsonl"
+
+
+def checkpoint_name(step: int) -> str:
+    """The directory name of a checkpoint, which is also the adapter's served model name."""
+    return f"step-{step:06d}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.root / "datasets" / dataset
+
+    def emails_db(self, dataset: str) -> Path:
+        return self.dataset_dir(dataset) / EMAILS_DB
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def run_dir(self, run: str) -> Path:
+        return self.root / "runs" / run
+
+    def run_json(self, run: str) -> Path:
+        return self.run_dir(run) / "run.json"
+
+    def checkpoints_dir(self, run: str) -> Path:
+        return self.run_dir(run) / "checkpoints"
+
+    def checkpoint_dir(self, run: str, step: int) -> Path:
+        return self.checkpoints_dir(run) / checkpoint_name(step)
+
+    def eval_result(self, run: str, step: int, split: str) -> Path:
+        return self.run_dir(run) / "evals" / f"{checkpoint_name(step)}-{split}.json"
+
+    def trajectories(self, run: str, step: int) -> Path:
+        return self.run_dir(run) / "trajectories" / f"{checkpoint_name(step)}.jsonl.gz"
+
+
+def scenarios_file(dataset_dir: Path) -> Path:
+    """The scenarios file of a dataset directory: parquet when present, else JSONL."""
+    parquet = dataset_dir / SCENARIOS_PARQUET
+    return parquet if parquet.exists() or not (dataset_dir / SCENARIOS_JSONL).exists() else dataset_dir / SCENARIOS_JSONL
+
+
+def _fsync_tree(path: Path) -> None:
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        dir_fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `final` to fill; on success fsync it and rename it into place.
+
+    Readers (the vLLM filesystem resolver, the evaluator) never see a half-written directory: it either
+    does not exist yet or is complete. On an exception the temporary directory is removed and `final`
+    is left as it was.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield staging
+        _fsync_tree(staging)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(staging, final)
+        parent_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(parent_fd)
+        finally:
+            os.close(parent_fd)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
