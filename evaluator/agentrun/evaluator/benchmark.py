@@ -1,0 +1,85 @@
+"""Run a model over held-out scenarios of a dataset through the rollout client, and record results.
+
+The model is anything behind an OpenAI-compatible endpoint (vLLM, the embedded server, the scripted
+oracle, a hosted API); one greedy trajectory per question, questions in a fixed order so that two
+evaluations of the same split are paired question by question.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentrun import storage
+from agentrun.environment.judge import Judge
+from agentrun.evaluator import summary
+from agentrun.mailbox import schema, writer
+from agentrun.mailbox.queries import Mailbox
+from agentrun.mailbox.records import Scenario, Split
+from agentrun.rollout.client import RolloutClient
+from agentrun.rollout.trajectory import Trajectory
+from agentrun.spec.models import EnvironmentSpec, RolloutSpec
+
+
+class EvaluationError(Exception):
+    """The evaluation cannot start (no such dataset or split) or produced nothing usable."""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    model: str
+    split: Split
+    summary: summary.EvalSummary
+    trajectories: list[Trajectory]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "split": self.split,
+            "summary": self.summary.as_dict(),
+            "questions": summary.per_question(self.trajectories),
+        }
+
+
+def select_scenarios(dataset_dir: Path, split: Split, limit: int) -> list[Scenario]:
+    """The first `limit` scenarios of `split`, ordered by id (a fixed, reproducible subset)."""
+    path = storage.scenarios_file(dataset_dir)
+    if not path.is_file():
+        raise EvaluationError(
+            f"no scenarios in {dataset_dir}: build the dataset with "
+            f"`agentrun data build --source synthetic --out {dataset_dir}`"
+        )
+    chosen = sorted((s for s in writer.load_scenarios(path) if s.split == split), key=lambda s: s.id)
+    if not chosen:
+        raise EvaluationError(f"{path} has no scenarios in split {split!r}")
+    return chosen[:limit]
+
+
+async def evaluate(
+    endpoint: str,
+    model: str,
+    dataset_dir: Path,
+    judge: Judge,
+    *,
+    split: Split = "test",
+    limit: int = 250,
+    temperature: float = 0.0,
+    rollout: RolloutSpec = RolloutSpec(),
+    environment: EnvironmentSpec = EnvironmentSpec(),
+    api_key: str = "EMPTY",
+    progress: bool = False,
+) -> EvalResult:
+    scenarios = select_scenarios(dataset_dir, split, limit)
+    mailbox = Mailbox(dataset_dir / schema.EMAILS_DB)
+    async with RolloutClient(endpoint, rollout, environment, mailbox, judge, api_key=api_key) as client:
+        groups = await client.run_groups(scenarios, model, 1, temperature=temperature, progress=progress)
+    trajectories = [group[0] for group in groups]
+    return EvalResult(model, split, summary.summarize(trajectories), trajectories)
+
+
+def write_result(path: Path, result: EvalResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(result.as_dict(), indent=2, allow_nan=True))
+    staging.replace(path)
