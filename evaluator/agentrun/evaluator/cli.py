@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 import click
-import httpx
 
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, summary
 from agentrun.mailbox.schema import MailboxError
+from agentrun.rollout import health
 from agentrun.spec.models import EnvironmentSpec, JudgeKind, JudgeSpec, RolloutSpec
-
-
-def wait_for_server(endpoint: str, seconds: float) -> None:
-    """Poll the server's `/health` (vLLM and agentrun servers serve it beside `/v1`) until it answers."""
-    health = endpoint.rstrip("/").removesuffix("/v1") + "/health"
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(health, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"no server answered at {health} within {seconds:g} s (--wait-for-server)")
-        time.sleep(0.2)
 
 
 @click.command("eval")
@@ -77,7 +61,10 @@ def eval_command(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if wait_seconds:
-        wait_for_server(endpoint, wait_seconds)
+        try:
+            health.wait_healthy(endpoint, wait_seconds)
+        except health.ServerNotReady as exc:
+            raise click.ClickException(f"{exc} (--wait-for-server)") from None
     rollout = RolloutSpec(concurrency=concurrency, request_timeout_seconds=request_timeout)
     environment = EnvironmentSpec(max_turns=max_turns, max_new_tokens=max_new_tokens)
 

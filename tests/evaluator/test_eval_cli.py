@@ -1,0 +1,88 @@
+"""`agentrun eval` end to end: the CLI benchmarks a scripted policy over real HTTP and prints the table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agentrun.cli.main import cli
+from agentrun.mailbox import build
+from agentrun.scripted import policies
+from agentrun.scripted.server import PolicyName, ServerConfig
+from agentrun.scripted.serving import ScriptedServer
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval-dataset")
+    build.build("synthetic", out, seed=3, emails=1000, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def oracle(dataset: Path) -> Iterator[ScriptedServer]:
+    with ScriptedServer(ServerConfig(dataset_dir=dataset, models=("oracle",))) as server:
+        yield server
+
+
+def run_eval(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["eval", "--no-progress", *args])
+    return result.exit_code, result.output
+
+
+def test_oracle_benchmark_prints_table_and_writes_results(dataset: Path, oracle: ScriptedServer, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    code, output = run_eval("--endpoint", oracle.base_url, "--model", "oracle", "--dataset", str(dataset),
+                            "--limit", "20", "--out", str(out))
+    assert code == 0, output
+    assert "answer accuracy  |  100.0%" in output
+    saved = json.loads(out.read_text())
+    assert saved["summary"]["questions"] == 20
+    assert saved["summary"]["answer_accuracy"] == 1.0
+    assert saved["summary"]["mean_reward"] > 1.0
+    ids = [row["scenario_id"] for row in saved["questions"]]
+    assert ids == sorted(ids)  # a fixed order, so two evaluations pair question by question
+
+
+def test_noisy_policy_scores_lower(dataset: Path, tmp_path: Path) -> None:
+    config = ServerConfig(dataset_dir=dataset, models=("noisy",), policy=PolicyName.NOISY,
+                          mistakes={mistake: 0.15 for mistake in policies.Mistake})
+    out = tmp_path / "noisy.json"
+    with ScriptedServer(config) as server:
+        code, output = run_eval("--endpoint", server.base_url, "--model", "noisy", "--dataset", str(dataset),
+                                "--limit", "40", "--out", str(out))
+    assert code == 0, output
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["answer_accuracy"] < 1.0
+    assert set(summary["outcomes"]) - {"correct"}  # some mistakes are classified into other outcomes
+
+
+def test_unknown_model_fails_every_question_with_exit_1(dataset: Path, oracle: ScriptedServer) -> None:
+    code, output = run_eval("--endpoint", oracle.base_url, "--model", "nope", "--dataset", str(dataset),
+                            "--limit", "3")
+    assert code == 1
+    assert "every question failed" in output and "404" in output
+
+
+def test_missing_dataset_names_the_fix(tmp_path: Path, oracle: ScriptedServer) -> None:
+    code, output = run_eval("--endpoint", oracle.base_url, "--model", "oracle", "--dataset", str(tmp_path / "none"))
+    assert code == 1
+    assert "agentrun data build" in output
+
+
+def test_unreachable_server_is_reported_after_waiting(dataset: Path) -> None:
+    code, output = run_eval("--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--dataset", str(dataset),
+                            "--wait-for-server", "0.3")
+    assert code == 1
+    assert "no server answered at http://127.0.0.1:9/health" in output
+
+
+def test_llm_judge_without_endpoint_is_a_usage_error(dataset: Path, oracle: ScriptedServer) -> None:
+    code, output = run_eval("--endpoint", oracle.base_url, "--model", "oracle", "--dataset", str(dataset),
+                            "--judge", "llm")
+    assert code == 1
+    assert "endpoint" in output
