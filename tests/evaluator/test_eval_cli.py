@@ -10,17 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from agentrun.cli.main import cli
-from agentrun.mailbox import build
 from agentrun.scripted import policies
 from agentrun.scripted.server import PolicyName, ServerConfig
 from agentrun.scripted.serving import ScriptedServer
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("eval-dataset")
-    build.build("synthetic", out, seed=3, emails=1000, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from agentrun import storage
 from agentrun.environment.judge import DeterministicJudge, Judge
-from agentrun.mailbox import build, queries, schema, writer
+from agentrun.mailbox import queries, schema, writer
 from agentrun.mailbox.records import Scenario
 from agentrun.rollout.client import RolloutClient
 from agentrun.rollout.trajectory import Trajectory
@@ -22,13 +22,6 @@ from agentrun.spec.models import EnvironmentSpec, RolloutSpec
 MODEL = "scripted"
 
 Sample = Callable[..., list[list[Trajectory]]]
-
-
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dataset")
-    build.build("synthetic", out, seed=0, emails=1000, progress=False)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,17 @@
+"""Fixtures shared across test folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentrun.mailbox import build
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset (1,000 emails, seed 0): emails.db + scenarios.parquet, built once."""
+    out = tmp_path_factory.mktemp("dataset")
+    build.build("synthetic", out, seed=0, emails=1000, progress=False)
+    return out
