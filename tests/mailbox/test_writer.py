@@ -82,6 +82,60 @@ def test_dates_are_stored_as_utc_text_and_indexed(tmp_path: Path) -> None:
     assert sorted(found) == [("<aware>",), ("<naive>",)]
 
 
+def _participants(conn: sqlite3.Connection, message_id: str) -> set[str]:
+    query = "SELECT c.participants FROM emails_fts_content c JOIN emails e ON e.id = c.id WHERE e.message_id = ?"
+    return set(conn.execute(query, (message_id,)).fetchone()[0].split(". "))
+
+
+def _indexed(conn: sqlite3.Connection, address: str) -> list[str]:
+    """Message ids whose participants the full-text index holds `address` for."""
+    match = f'{{participants}} : "{schema.participant_token(address)}"'
+    query = "SELECT e.message_id FROM emails_fts JOIN emails e ON e.id = emails_fts.rowid WHERE emails_fts MATCH ?"
+    return sorted(row[0] for row in conn.execute(query, (match,)))
+
+
+def _check_index_matches_content(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO emails_fts(emails_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_participants_are_the_sender_and_each_recipient_once(tmp_path: Path) -> None:
+    addresses = ("alice@enron.com", "Bob@enron.com", "bob@enron.com", "zoë@enron.com")
+    emails = [_email("<a>", from_address="bob@enron.com", to=addresses[:2], cc=("bob@enron.com",), bcc=addresses[3:])]
+    _, conn = _write(tmp_path, emails)
+    assert _participants(conn, "<a>") == {schema.participant_token(address) for address in addresses}
+    assert schema.participant_token("zoë@enron.com") == conn.execute("SELECT hex('zoë@enron.com')").fetchone()[0]
+    assert all(_indexed(conn, address) == ["<a>"] for address in addresses)
+    assert _indexed(conn, "BOB@enron.com") == []
+    _check_index_matches_content(sqlite3.connect(tmp_path / schema.EMAILS_DB))
+
+
+def test_rows_changed_after_the_build_stay_indexed(tmp_path: Path) -> None:
+    _write(tmp_path, [_email("<a>")])  # bob -> alice
+    conn = sqlite3.connect(tmp_path / schema.EMAILS_DB)
+    # An email, then its recipients in later statements, the order a source appending mail would use.
+    new_id = conn.execute(
+        "INSERT INTO emails (message_id, subject, from_address, date, body) "
+        "VALUES ('<b>', 'Tahoe', 'carol@enron.com', '2001-05-15 00:00:00', 'skiing')"
+    ).lastrowid
+    _check_index_matches_content(conn)
+    conn.executemany(
+        "INSERT INTO recipients VALUES (?, ?, ?)", [(new_id, "alice@enron.com", "to"), (new_id, "dave@enron.com", "cc")]
+    )
+    assert (_indexed(conn, "alice@enron.com"), _indexed(conn, "dave@enron.com")) == (["<a>", "<b>"], ["<b>"])
+    conn.execute("DELETE FROM recipients WHERE recipient_address = 'dave@enron.com'")
+    conn.execute("UPDATE recipients SET recipient_address = 'zoe@enron.com' WHERE email_id = 1")
+    conn.execute("UPDATE emails SET from_address = 'erin@enron.com', body = 'skiing at Tahoe' WHERE id = ?", (new_id,))
+    _check_index_matches_content(conn)
+    assert _indexed(conn, "alice@enron.com") == ["<b>"] and _indexed(conn, "zoe@enron.com") == ["<a>"]
+    assert _indexed(conn, "dave@enron.com") == [] and _indexed(conn, "carol@enron.com") == []
+    assert _indexed(conn, "erin@enron.com") == ["<b>"]
+    conn.execute("DELETE FROM recipients WHERE email_id = ?", (new_id,))
+    conn.execute("DELETE FROM emails WHERE id = ?", (new_id,))
+    _check_index_matches_content(conn)
+    assert _indexed(conn, "erin@enron.com") == [] and _indexed(conn, "bob@enron.com") == ["<a>"]
+    conn.close()
+
+
 def _scenario(scenario_id: int, message_ids: tuple[str, ...], split: str = "train") -> Scenario:
     return Scenario.model_validate({
         "id": scenario_id, "question": f"question {scenario_id}?", "answer": "4:30 PM", "message_ids": message_ids,
