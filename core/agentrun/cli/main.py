@@ -26,3 +26,7 @@ cli.add_command(validate.validate)
 cli.add_command(data.data)
 cli.add_command(evaluator_cli.eval_command)
 cli.add_command(scripted.serve_scripted)
+
+
+if __name__ == "__main__":
+    cli()
