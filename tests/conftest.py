@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# No model hub is reachable from development or CI machines: fail fast on a hub id instead of retrying
+# connections (set before anything imports huggingface_hub, which reads it once).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 

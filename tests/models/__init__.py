@@ -1,0 +1,1 @@
+"""Tests of the base models: tokenizer, chat template, the tiny model and model resolution."""

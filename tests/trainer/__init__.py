@@ -1,0 +1,1 @@
+"""Tests of supervised fine-tuning: demonstrations, the assistant-only mask, the curriculum and the loop."""

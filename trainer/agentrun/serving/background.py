@@ -1,0 +1,122 @@
+"""Running an OpenAI-compatible app off the caller's main thread: in a daemon thread (tests) or in a
+child process (benchmarks: a model server should not share its clients' interpreter and GIL).
+
+Both are generic over the app or the command, unlike `agentrun.scripted.serving`, whose two helpers
+build the scripted app themselves; they could move to the core and serve both servers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+
+import uvicorn
+from fastapi import FastAPI
+
+from agentrun.rollout.health import wait_healthy
+
+
+def uvicorn_config(
+    app: FastAPI, host: str, port: int, log_level: str, graceful_seconds: float | None = None
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=graceful_seconds,
+    )  # fmt: skip
+
+
+class ThreadServer:
+    """`app` on 127.0.0.1 at a free port in a daemon thread; a context manager.
+
+    The socket is bound before the thread starts (the port cannot be taken in between) and `start`
+    returns once `/health` answers, which for this server means the engine thread is running.
+    """
+
+    def __init__(self, app: FastAPI, log_level: str = "warning") -> None:
+        self.app = app
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level, graceful_seconds=0.5))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL (`.../v1`)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 60.0) -> ThreadServer:
+        self._thread.start()
+        try:
+            wait_healthy(self.base_url, timeout, alive=self._thread.is_alive)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._socket.close()
+
+    def __enter__(self) -> ThreadServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class ProcessServer:
+    """`python -m <module> <args> --port P` in a child process on a free port; a context manager.
+
+    `pid` lets a benchmark read the server's CPU time.
+    """
+
+    def __init__(self, module: str, args: Sequence[str]) -> None:
+        with socket.socket() as probe:  # a free port; the child binds it again a moment later
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self._command = [sys.executable, "-m", module, *args, "--port", str(self.port)]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the server process is not started")
+        return self._process.pid
+
+    def start(self, timeout: float = 120.0) -> ProcessServer:
+        # The child imports agentrun the way this process does, whatever PYTHONPATH it was started with.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        process = self._process = subprocess.Popen(self._command, env=env)
+        try:
+            wait_healthy(self.base_url, timeout, alive=lambda: process.poll() is None)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> ProcessServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,216 @@
+"""Supervised fine-tuning on demonstrations: the starting policy that GRPO then improves.
+
+Reads top to bottom: encode conversations (assistant tokens trained, everything else masked), then a
+plain AdamW loop over random batches, optionally preceded by the copy curriculum (for a model trained
+from random initialisation), then an atomic save: the full model for the tiny model, a PEFT LoRA
+adapter (`lora=True`) for large ones, whose `base_model_name_or_path` is the base as the server names it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from random import Random
+
+import torch
+from peft import LoraConfig, get_peft_model
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
+
+from agentrun import storage
+from agentrun.trainer import curriculum, demonstrations, masking
+from agentrun.trainer.masking import Encoded
+
+IGNORE = -100  # label of a token that is not trained (the value transformers' loss skips)
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    """How long and how hard to train. The defaults are the tiny model's bootstrap (with the 200
+    curriculum steps `agentrun sft` adds for builtin:tiny), measured in bench/tiny_model.py."""
+
+    steps: int = 220  # optimizer steps on demonstrations
+    batch_size: int = 4  # demonstrations per step (~1-2k tokens each)
+    lr: float = 1.5e-3  # peak; suits full training of the tiny model (LoRA on a real model: ~1e-4)
+    curriculum_steps: int = 0  # copy-curriculum steps first (DESIGN §9: ~400 for a randomly initialised model)
+    curriculum_batch_size: int = 32  # copy rows are short (~60-150 tokens): many per step
+    max_length: int = 4096  # longer demonstrations are skipped (the tiny model's context)
+    seed: int = 0  # batch order, curriculum rows and torch's RNG
+    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the CPU has it natively
+    log_every: int = 25  # steps between loss lines (0: none)
+    progress: bool = True  # a tqdm bar per phase
+
+
+class SFTError(Exception):
+    """SFT cannot run: no demonstrations, none that fits, or a curriculum without a dataset."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of training with its own data, batch size and learning-rate schedule."""
+
+    name: str
+    steps: int  # optimizer steps
+    batch_size: int  # conversations per step
+    lr: float  # peak learning rate, reached after warmup, then cosine decay towards 0
+    warmup_steps: int = 20  # linear warmup: Adam's moment estimates are noisy for the first steps
+
+
+@dataclass
+class Report:
+    """What each phase did, for the CLI to print and the bench to record."""
+
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> loss, seconds, tokens/s
+
+    def record(self, name: str, first_loss: float, last_loss: float, seconds: float, tokens: int) -> None:
+        self.phases[name] = {
+            "first_loss": first_loss,
+            "last_loss": last_loss,
+            "seconds": seconds,
+            "tokens_per_second": tokens / seconds if seconds else 0.0,
+        }
+
+
+def batch_tensors(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded `input_ids`, `attention_mask` and `labels` (untrained and padding tokens IGNORE)."""
+    width = max(len(e.ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)  # (B, T)
+    for row, example in enumerate(examples):
+        ids = torch.tensor(example.ids)
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+        labels[row, : len(ids)] = torch.where(torch.tensor(example.trained), ids, IGNORE)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def random_batches(examples: Sequence[Encoded], batch_size: int, rng: Random) -> Iterator[list[Encoded]]:
+    """Endless batches drawn without replacement within an epoch (each epoch reshuffled)."""
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            order += rng.sample(range(len(examples)), len(examples))
+        chosen, order = order[:batch_size], order[batch_size:]
+        yield [examples[i] for i in chosen]
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). Without it bf16 is emulated:
+    on a 2-core AVX512 Xeon without either, bf16 autocast trained at 0.2-0.5x the fp32 speed, where
+    DESIGN §9's probe machine measured about 2x."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on CPU ("bf16", or "auto" where the CPU has native bf16): matmuls in bf16, weights
+    and optimizer state stay fp32."""
+    if precision == "bf16" or (precision == "auto" and native_bf16()):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_phase(
+    model: PreTrainedModel, batches: Iterator[list[Encoded]], phase: Phase, pad_id: int, report: Report,
+    settings: SFTSettings,
+) -> None:
+    """`phase.steps` AdamW steps on batches of `phase.batch_size`; records the loss and throughput."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # betas (0.9, 0.95) and weight decay 0.1: the usual small-transformer settings (nanoGPT, Qwen).
+    optimizer = torch.optim.AdamW(trainable, lr=phase.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    schedule = get_cosine_schedule_with_warmup(optimizer, min(phase.warmup_steps, phase.steps // 10), phase.steps)
+    model.train()
+    losses: list[float] = []
+    tokens, started = 0, time.perf_counter()
+    log_every = settings.log_every
+    bar = tqdm(range(phase.steps), desc=phase.name, disable=not settings.progress, unit="step")
+    for step in bar:
+        batch = batch_tensors(next(batches), pad_id)
+        with autocast(settings.precision):
+            loss = model(**batch).loss  # mean cross-entropy over the trained (assistant) tokens
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)  # one bad batch cannot wreck the weights
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        tokens += int(batch["attention_mask"].sum())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if log_every and (step + 1) % log_every == 0:
+            recent = losses[-log_every:]
+            tqdm.write(f"{phase.name} step {step + 1}/{phase.steps}: loss {sum(recent) / len(recent):.4f}")
+    model.eval()
+    if losses:
+        report.record(phase.name, losses[0], _tail_mean(losses), time.perf_counter() - started, tokens)
+
+
+def _tail_mean(losses: list[float]) -> float:
+    """The mean of the last tenth of the losses: a single batch's loss is noisy."""
+    tail = losses[-max(1, math.ceil(len(losses) / 10)) :]
+    return sum(tail) / len(tail)
+
+
+def run_sft(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, shown: Sequence[demonstrations.Demonstration],
+    settings: SFTSettings, *, curriculum_pools: list[list[str]] | None = None,
+) -> Report:
+    """The curriculum (if asked for), then SFT on `shown`; trains `model` in place."""
+    torch.manual_seed(settings.seed)
+    rng = Random(settings.seed)
+    encoded = [masking.encode(tokenizer, d.messages, d.tools) for d in shown]
+    fitting = [e for e in encoded if len(e.ids) <= settings.max_length and any(e.trained)]
+    if not fitting:
+        raise SFTError(f"none of the {len(encoded)} demonstrations fits in {settings.max_length} tokens")
+    report = Report()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if settings.curriculum_steps:
+        if not curriculum_pools:
+            raise SFTError("the copy curriculum draws its strings from a dataset: pass the dataset directory")
+        phase = Phase("curriculum", settings.curriculum_steps, settings.curriculum_batch_size, settings.lr)
+        train_phase(model, _copy_batches(tokenizer, curriculum_pools, phase.batch_size, rng), phase, pad_id,
+                    report, settings)
+    phase = Phase("sft", settings.steps, settings.batch_size, settings.lr)
+    train_phase(model, random_batches(fitting, phase.batch_size, rng), phase, pad_id, report, settings)
+    report.phases["sft"]["demonstrations"] = len(fitting)
+    return report
+
+
+def _copy_batches(
+    tokenizer: PreTrainedTokenizerBase, pools: list[list[str]], size: int, rng: Random
+) -> Iterator[list[Encoded]]:
+    """Endless batches of fresh copy rows (never repeated: the skill, not the rows, is learned)."""
+    while True:
+        yield [masking.encode(tokenizer, curriculum.copy_row(pools, rng)) for _ in range(size)]
+
+
+def add_lora(model: PreTrainedModel, rank: int = 16) -> PreTrainedModel:
+    """Wrap the model with a LoRA adapter on every linear layer (what vLLM's --max-lora-rank serves)."""
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
+                        task_type="CAUSAL_LM")
+    with warnings.catch_warnings():
+        # peft 0.21 still reads `is_gradient_checkpointing`, which transformers 5 deprecates; harmless.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)  # type: ignore[return-value]
+
+
+def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path, base: str, lora: bool) -> None:
+    """Write the trained model atomically: a full HF model directory, or a PEFT adapter for `base`."""
+    with storage.atomic_directory(out) as staging:
+        if lora:
+            # The adapter names the base as it is served (`Qwen/Qwen3-4B`, `builtin:tiny`), not the
+            # local path it was loaded from: vLLM's resolver and the embedded server compare names.
+            model.peft_config["default"].base_model_name_or_path = base  # type: ignore[attr-defined]
+            # Embeddings are not adapted; without this peft looks the base up on the hub to check.
+            model.save_pretrained(staging, save_embedding_layers=False)
+        else:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
