@@ -42,7 +42,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from agentrun import storage
 from agentrun.environment import email_env, tools
 from agentrun.models import loading
-from agentrun.serving import background
+from agentrun import background
 
 MODEL = "builtin:tiny"
 CONCURRENCY = (1, 4, 16)

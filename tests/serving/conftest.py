@@ -20,7 +20,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from agentrun.models import loading, tiny
-from agentrun.serving import background, build
+from agentrun import background
+from agentrun.serving import build
 
 BASE = "builtin:tiny"
 TOOL_ADAPTER = "step-000001"  # answers with TOOL_CALL

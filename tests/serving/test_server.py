@@ -14,7 +14,7 @@ import torch
 from openai.types.chat import ChatCompletion
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agentrun.serving import background
+from agentrun import background
 from agentrun.serving.engine import Engine
 from tests.serving.conftest import (
     BASE, OTHER_BASE_ADAPTER, QUESTIONS, TOOL_ADAPTER, TOOL_ARGUMENTS, TOOLS, attach, chat, prompt_ids,

@@ -49,7 +49,8 @@ def serve(
     """Serve a model over vLLM's OpenAI-compatible API, with LoRA adapters and batched generation."""
     import uvicorn
 
-    from agentrun.serving import background, build
+    from agentrun import background
+    from agentrun.serving import build
 
     app = build.create_app(model, adapters_dir=adapters_dir, max_batch=max_batch, max_loras=max_loras,
                            prefix_cache_mb=prefix_cache_mb, cache_root=cache_root)  # fmt: skip

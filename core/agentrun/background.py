@@ -1,8 +1,7 @@
-"""Running an OpenAI-compatible app off the caller's main thread: in a daemon thread (tests) or in a
-child process (benchmarks: a model server should not share its clients' interpreter and GIL).
+"""Running an OpenAI-compatible server off the caller's main thread: in a daemon thread (tests) or in
+a child process (benchmarks: a model server should not share its clients' interpreter and GIL).
 
-Both are generic over the app or the command, unlike `agentrun.scripted.serving`, whose two helpers
-build the scripted app themselves; they could move to the core and serve both servers.
+Generic over the app or the command; the scripted and the embedded servers both run through these.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Self
 
 import uvicorn
 from fastapi import FastAPI
@@ -36,12 +36,14 @@ class ThreadServer:
     returns once `/health` answers, which for this server means the engine thread is running.
     """
 
-    def __init__(self, app: FastAPI, log_level: str = "warning") -> None:
+    def __init__(self, app: FastAPI, log_level: str = "warning", graceful_seconds: float = 0.5) -> None:
         self.app = app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level, graceful_seconds=0.5))
+        # Requests still running at stop are cancelled after `graceful_seconds`.
+        config = uvicorn_config(app, "127.0.0.1", self.port, log_level, graceful_seconds=graceful_seconds)
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
@@ -49,7 +51,7 @@ class ThreadServer:
         """The OpenAI base URL (`.../v1`)."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self, timeout: float = 60.0) -> ThreadServer:
+    def start(self, timeout: float = 60.0) -> Self:
         self._thread.start()
         try:
             wait_healthy(self.base_url, timeout, alive=self._thread.is_alive)
@@ -64,7 +66,7 @@ class ThreadServer:
             self._thread.join(timeout)
         self._socket.close()
 
-    def __enter__(self) -> ThreadServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -94,7 +96,7 @@ class ProcessServer:
             raise RuntimeError("the server process is not started")
         return self._process.pid
 
-    def start(self, timeout: float = 120.0) -> ProcessServer:
+    def start(self, timeout: float = 120.0) -> Self:
         # The child imports agentrun the way this process does, whatever PYTHONPATH it was started with.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         process = self._process = subprocess.Popen(self._command, env=env)
@@ -115,7 +117,7 @@ class ProcessServer:
             self._process.kill()
             self._process.wait()
 
-    def __enter__(self) -> ProcessServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
