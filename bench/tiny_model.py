@@ -6,7 +6,7 @@ SFT model, run in process: `model.generate` over the chat template, tool calls p
 blocks, executed by the real `EmailEnvironment`, answers judged by the deterministic judge and scored by
 the reward. (`agentrun eval` against `agentrun serve` measures the same through HTTP.)
 
-    PYTHONPATH=core:trainer:evaluator python bench/tiny_model.py [--steps 250] [--questions 100] [--out FILE]
+    PYTHONPATH=core:trainer:evaluator python bench/tiny_model.py [--steps 220] [--questions 100] [--out FILE]
 
 Writes bench/results/tiny_model.json by default and prints it.
 """
@@ -124,31 +124,32 @@ def main() -> None:
     args = parser.parse_args()
     settings = sft.SFTSettings(steps=args.steps, batch_size=args.batch_size, curriculum_steps=args.curriculum_steps,
                                seed=args.seed, progress=False)
-    if True:
-        dataset_dir, base_dir, sft_dir = args.work / "dataset", args.work / "base", args.work / "sft"
-        build.build("synthetic", dataset_dir, seed=args.seed, emails=args.emails)
-        started = time.perf_counter()
-        tiny.build_tiny(base_dir, args.seed)
-        build_seconds = time.perf_counter() - started
+    dataset_dir, base_dir, sft_dir = args.work / "dataset", args.work / "base", args.work / "sft"
+    build.build("synthetic", dataset_dir, seed=args.seed, emails=args.emails)
+    started = time.perf_counter()
+    tiny.build_tiny(base_dir, args.seed)
+    build_seconds = time.perf_counter() - started
 
-        started = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(base_dir)
-        tokenizer = AutoTokenizer.from_pretrained(base_dir)
-        shown = demonstrations.oracle(dataset_dir, "train", seed=args.seed)
-        report = sft.run_sft(model, tokenizer, shown, settings, curriculum_pools=curriculum.string_pools(dataset_dir))
-        sft.save(model, tokenizer, sft_dir, "builtin:tiny", lora=False)
-        bootstrap_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    shown = demonstrations.oracle(dataset_dir, "train", seed=args.seed)
+    report = sft.run_sft(model, tokenizer, shown, settings, curriculum_pools=curriculum.string_pools(dataset_dir))
+    sft.save(model, tokenizer, sft_dir, "builtin:tiny", lora=False)
+    bootstrap_seconds = time.perf_counter() - started
 
-        result = {
-            "machine": {"cpus": torch.get_num_threads(), "native_bf16": sft.native_bf16()},
-            "settings": {**vars(args), "out": str(args.out), "lr": settings.lr,
-                         "curriculum_batch_size": settings.curriculum_batch_size},
-            "build_seconds": build_seconds,
-            "bootstrap_seconds": bootstrap_seconds,
-            "phases": report.phases,
-            "evaluation": evaluate(sft_dir, dataset_dir, args.questions),
-        }
+    result = {
+        "machine": {"cpus": torch.get_num_threads(), "native_bf16": sft.native_bf16()},
+        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                     "lr": settings.lr, "curriculum_batch_size": settings.curriculum_batch_size},
+        "build_seconds": build_seconds,
+        "bootstrap_seconds": bootstrap_seconds,
+        "phases": report.phases,
+    }
+    # Written before the evaluation too, so a failed or interrupted evaluation keeps the training numbers.
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    result["evaluation"] = evaluate(sft_dir, dataset_dir, args.questions)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

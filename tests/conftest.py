@@ -20,3 +20,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dataset")
     build.build("synthetic", out, seed=0, emails=1000, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model (tokenizer, chat template, random weights), built once per session (~3 s)."""
+    pytest.importorskip("transformers")
+    from agentrun.models import tiny
+
+    return tiny.build_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)

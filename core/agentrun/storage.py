@@ -86,6 +86,8 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    # mkdtemp makes the directory private (0700); checkpoints are read by other processes and pods.
+    os.chmod(staging, 0o755)
     try:
         yield staging
         _fsync_tree(staging)

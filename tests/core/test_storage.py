@@ -33,6 +33,7 @@ def test_atomic_directory_appears_complete(tmp_path: Path) -> None:
         assert not final.exists()  # readers see nothing until the rename
     assert (final / "adapter_config.json").read_text() == "{}"
     assert [p.name for p in final.parent.iterdir()] == ["step-000001"]
+    assert final.stat().st_mode & 0o777 == 0o755  # readable by the server and evaluator processes
 
 
 def test_failed_write_leaves_previous_checkpoint_untouched(tmp_path: Path) -> None:
