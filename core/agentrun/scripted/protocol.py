@@ -193,18 +193,32 @@ def completion(request: ChatRequest, actions: Sequence[Action], rngs: Sequence[R
         entry, count = choice(index, action, request, rng)
         choices.append(entry)
         generated += count
+    return completion_body(
+        f"chatcmpl-{rngs[0].getrandbits(64):016x}", model, choices, prompt_ids, generated, request.return_token_ids
+    )
+
+
+def completion_body(
+    completion_id: str,
+    model: str,
+    choices: list[dict[str, Any]],
+    prompt_ids: list[int],
+    completion_tokens: int,
+    return_token_ids: bool,
+) -> dict[str, Any]:
+    """The `chat.completion` envelope, with vLLM's top-level `prompt_token_ids` when they were asked for."""
     body: dict[str, Any] = {
-        "id": f"chatcmpl-{rngs[0].getrandbits(64):016x}",
+        "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": choices,
         "usage": {
             "prompt_tokens": len(prompt_ids),
-            "completion_tokens": generated,
-            "total_tokens": len(prompt_ids) + generated,
+            "completion_tokens": completion_tokens,
+            "total_tokens": len(prompt_ids) + completion_tokens,
         },
     }
-    if request.return_token_ids:
+    if return_token_ids:
         body["prompt_token_ids"] = prompt_ids
     return body

@@ -10,7 +10,6 @@ off, since some tokenizers mark `<tool_call>` special) and hermes blocks become 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -158,18 +157,7 @@ def response_body(
 ) -> dict[str, Any]:
     """vLLM's `chat.completion` for finished jobs, with `prompt_token_ids`/`token_ids` when asked for."""
     completion_tokens = sum(len(job.token_ids) for job in jobs)
-    body: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": request.model,
-        "choices": [_choice(index, job, request, tokenizer, eos_ids) for index, job in enumerate(jobs)],
-        "usage": {
-            "prompt_tokens": len(prompt),
-            "completion_tokens": completion_tokens,
-            "total_tokens": len(prompt) + completion_tokens,
-        },
-    }
-    if request.return_token_ids:
-        body["prompt_token_ids"] = prompt
-    return body
+    choices = [_choice(index, job, request, tokenizer, eos_ids) for index, job in enumerate(jobs)]
+    return protocol.completion_body(
+        f"chatcmpl-{uuid.uuid4().hex}", request.model, choices, prompt, completion_tokens, request.return_token_ids
+    )
