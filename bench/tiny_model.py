@@ -1,4 +1,4 @@
-"""Tiny-model bench: build the offline model, bootstrap it (copy curriculum + SFT), evaluate it greedily.
+"""Tiny-model bench: build the offline model, bootstrap it (curriculum, language phase, SFT), evaluate it.
 
 Measures on this machine (2 CPU cores in development): the time to build the tiny model, the time of
 the curriculum and of SFT, then test-split answer accuracy and the rate of well-formed tool calls of the
@@ -6,7 +6,7 @@ SFT model, run in process: `model.generate` over the chat template, tool calls p
 blocks, executed by the real `EmailEnvironment`, answers judged by the deterministic judge and scored by
 the reward. (`agentrun eval` against `agentrun serve` measures the same through HTTP.)
 
-    PYTHONPATH=core:trainer:evaluator python bench/tiny_model.py [--steps 220] [--questions 100] [--out FILE]
+    PYTHONPATH=core:trainer:evaluator python bench/tiny_model.py [--steps 500] [--questions 100] [--out FILE]
 
 Writes bench/results/tiny_model.json by default and prints it.
 """
@@ -54,15 +54,15 @@ def parse_calls(text: str, turn: int) -> list[ToolCall]:
 
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[str]:
     """Greedy replies to prompts (left-padded batch), cut at the end of the turn."""
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     with torch.inference_mode():
         out = model.generate(**batch, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
     return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def evaluate(model_dir: Path, dataset_dir: Path, questions: int) -> dict[str, Any]:
+def evaluate(model_dir: Path, dataset_dir: Path, questions: int, device: str = "cpu") -> dict[str, Any]:
     """One greedy episode per test question; accuracy, well-formed tool-call rate, reward, outcomes."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     mailbox = queries.Mailbox(dataset_dir / schema.EMAILS_DB)
     scenarios = benchmark.select_scenarios(dataset_dir, "test", questions)
@@ -71,8 +71,8 @@ def evaluate(model_dir: Path, dataset_dir: Path, questions: int) -> dict[str, An
     turns = well_formed = 0
     started = time.perf_counter()
     while active := [i for i, env in enumerate(envs) if not env.episode.done]:
-        for start in range(0, len(active), GENERATE_BATCH):
-            chunk = active[start : start + GENERATE_BATCH]
+        for start in range(0, len(active), GENERATE_BATCH if device == "cpu" else len(active)):
+            chunk = active[start : start + (GENERATE_BATCH if device == "cpu" else len(active))]
             prompts = [
                 tokenizer.apply_chat_template(conversations[i], tools=envs[i].tools, tokenize=False,
                                               add_generation_prompt=True)
@@ -113,21 +113,42 @@ def evaluate(model_dir: Path, dataset_dir: Path, questions: int) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=20_000, help="synthetic mailbox size")
-    parser.add_argument("--steps", type=int, default=sft.SFTSettings.steps)
-    parser.add_argument("--curriculum-steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=sft.TINY_BOOTSTRAP.steps)
+    parser.add_argument("--curriculum-steps", type=int, default=sft.TINY_BOOTSTRAP.curriculum_steps)
     parser.add_argument("--batch-size", type=int, default=sft.SFTSettings.batch_size)
+    parser.add_argument("--lr", type=float, default=sft.TINY_BOOTSTRAP.lr)
+    parser.add_argument("--language-steps", type=int, default=sft.TINY_BOOTSTRAP.language_steps,
+                        help="every-token loss steps before SFT")
+    parser.add_argument("--curriculum-batch-size", type=int, default=sft.SFTSettings.curriculum_batch_size)
+    parser.add_argument("--curriculum-lr", type=float, default=sft.SFTSettings.curriculum_lr)
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--hidden", type=int, default=tiny.TINY.hidden, help="model width (heads of 64, FFN 3x)")
+    parser.add_argument("--layers", type=int, default=tiny.TINY.layers)
+    parser.add_argument("--kv-heads", type=int, help="key/value heads (default: the tiny model's)")
+    parser.add_argument("--vocab", type=int, default=tiny.TINY.vocab)
+    parser.add_argument("--digits", type=int, default=tiny.TINY.digits, help="most digits per token")
+    parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
     parser.add_argument("--questions", type=int, default=100, help="test questions to evaluate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "tiny_model.json")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "agentrun-tiny-bench",
                         help="where the dataset and models are written (kept, to inspect or re-evaluate)")
+    parser.add_argument("--dataset", type=Path, help="an existing dataset to use instead of building one")
     args = parser.parse_args()
-    settings = sft.SFTSettings(steps=args.steps, batch_size=args.batch_size, curriculum_steps=args.curriculum_steps,
-                               seed=args.seed, progress=False)
-    dataset_dir, base_dir, sft_dir = args.work / "dataset", args.work / "base", args.work / "sft"
-    build.build("synthetic", dataset_dir, seed=args.seed, emails=args.emails)
+    settings = sft.SFTSettings(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, curriculum_steps=args.curriculum_steps,
+        curriculum_batch_size=args.curriculum_batch_size, curriculum_lr=args.curriculum_lr,
+        language_steps=args.language_steps, seed=args.seed,
+        precision=args.precision, device=args.device, progress=False,
+    )
+    dataset_dir, base_dir, sft_dir = args.dataset or args.work / "dataset", args.work / "base", args.work / "sft"
+    if not (dataset_dir / schema.EMAILS_DB).is_file():  # runs sharing a --work share the dataset
+        build.build("synthetic", dataset_dir, seed=args.seed, emails=args.emails)
     started = time.perf_counter()
-    tiny.build_tiny(base_dir, args.seed)
+    shape = tiny.Shape(hidden=args.hidden, layers=args.layers, heads=args.hidden // 64,
+                       kv_heads=args.kv_heads or tiny.TINY.kv_heads, ffn=3 * args.hidden, vocab=args.vocab,
+                       digits=args.digits)
+    tiny.build_tiny(base_dir, args.seed, shape)
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -139,9 +160,9 @@ def main() -> None:
     bootstrap_seconds = time.perf_counter() - started
 
     result = {
-        "machine": {"cpus": torch.get_num_threads(), "native_bf16": sft.native_bf16()},
-        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                     "lr": settings.lr, "curriculum_batch_size": settings.curriculum_batch_size},
+        "machine": {"cpus": torch.get_num_threads(), "native_bf16": sft.native_bf16(),
+                    "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "build_seconds": build_seconds,
         "bootstrap_seconds": bootstrap_seconds,
         "phases": report.phases,
@@ -149,7 +170,7 @@ def main() -> None:
     # Written before the evaluation too, so a failed or interrupted evaluation keeps the training numbers.
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    result["evaluation"] = evaluate(sft_dir, dataset_dir, args.questions)
+    result["evaluation"] = evaluate(sft_dir, dataset_dir, args.questions, args.device)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

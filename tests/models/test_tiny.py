@@ -24,7 +24,7 @@ def test_loads_through_from_pretrained(tiny_dir: Path) -> None:
     assert isinstance(model, Qwen3ForCausalLM)
     assert model.config.vocab_size == len(tokenizer)
     assert model.config.tie_word_embeddings
-    assert 3_000_000 < model.num_parameters() < 8_000_000  # DESIGN §9: ~5M
+    assert 1_500_000 < model.num_parameters() < 3_000_000  # a few million: trains on 2 CPU cores
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
 
 

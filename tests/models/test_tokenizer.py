@@ -32,6 +32,15 @@ def test_every_digit_is_its_own_token(tok: PreTrainedTokenizerBase) -> None:
     assert tok.convert_ids_to_tokens(ids) == list("1075771871405")
 
 
+def test_digit_groups_of_up_to_three_are_whole_tokens() -> None:
+    grouped = tokenizers.build_tokenizer(seed=0, vocab_size=4096, digits=3)
+    for number, groups in [("1075771871405", ["107", "577", "187", "140", "5"]), ("007", ["007"]), ("42", ["42"])]:
+        ids = grouped.encode(number, add_special_tokens=False)
+        assert grouped.convert_ids_to_tokens(ids) == groups
+    message_id = "<93898619.1075771871405.JavaMail.evans@thyme>"
+    assert grouped.decode(grouped.encode(message_id, add_special_tokens=False)) == message_id
+
+
 @pytest.mark.parametrize("token", tokenizers.SPECIAL_TOKENS + tokenizers.TOOL_TOKENS)
 def test_chat_tokens_are_single_ids(tok: PreTrainedTokenizerBase, token: str) -> None:
     ids = tok.encode(f"a{token}b", add_special_tokens=False)

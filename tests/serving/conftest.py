@@ -41,7 +41,7 @@ TOOLS: list[dict[str, Any]] = [
 ]
 TOOL_ARGUMENTS = {"keywords": ["budget", "meeting"]}
 TOOL_CALL = '<tool_call>\n{"name": "search_emails", "arguments": ' + json.dumps(TOOL_ARGUMENTS) + "}\n</tool_call>"
-LAST_MLP_OUT = f"layers.{tiny.LAYERS - 1}.mlp.down_proj"
+LAST_MLP_OUT = f"layers.{tiny.TINY.layers - 1}.mlp.down_proj"
 QUESTIONS = ("When is the budget meeting?", "Who sent the report?", "What did Jeff say?")
 
 

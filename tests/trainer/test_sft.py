@@ -32,6 +32,22 @@ def test_batches_are_right_padded_with_ignored_labels() -> None:
     assert batch["labels"].tolist() == [[sft.IGNORE, 6, sft.IGNORE], [7, sft.IGNORE, 9]]
 
 
+def test_length_grouping_keeps_the_rows_and_pads_less() -> None:
+    from random import Random
+
+    rows = [masking.Encoded([1] * length, [True] * length) for length in Random(0).choices(range(1, 300), k=64)]
+    regrouped = sft.length_grouped(sft.random_batches(rows, 4, Random(1)), Random(2))
+    batches = [next(regrouped) for _ in range(sft.GROUPED_BATCHES)]
+    plain = sft.random_batches(rows, 4, Random(1))
+    originals = [next(plain) for _ in range(sft.GROUPED_BATCHES)]
+    assert sorted(id(r) for b in batches for r in b) == sorted(id(r) for b in originals for r in b)
+
+    def padding(batches: list[list[masking.Encoded]]) -> int:
+        return sum(len(b) * max(len(r.ids) for r in b) - sum(len(r.ids) for r in b) for b in batches)
+
+    assert padding(batches) < padding(originals) / 2
+
+
 def test_a_few_steps_reduce_the_loss(tiny_dir: Path) -> None:
     model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_dir), AutoTokenizer.from_pretrained(tiny_dir)
     report = sft.run_sft(model, tokenizer, SHOWN, FAST)
@@ -50,6 +66,15 @@ def test_curriculum_runs_first_and_needs_a_dataset(tiny_dir: Path, dataset: Path
         sft.run_sft(model, tokenizer, SHOWN, settings)
     report = sft.run_sft(model, tokenizer, SHOWN, settings, curriculum_pools=curriculum.string_pools(dataset))
     assert list(report.phases) == ["curriculum", "sft"]
+
+
+def test_language_phase_trains_every_token_before_sft(tiny_dir: Path) -> None:
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_dir), AutoTokenizer.from_pretrained(tiny_dir)
+    settings = sft.SFTSettings(steps=1, batch_size=3, language_steps=1, progress=False, log_every=0, precision="fp32")
+    report = sft.run_sft(model, tokenizer, SHOWN, settings)
+    assert list(report.phases) == ["language", "sft"]
+    conversation = masking.Encoded([4, 5, 6, 7], [False, False, True, True])
+    assert sft.every_token([conversation]) == [masking.Encoded([4, 5, 6, 7], [False, True, True, True])]
 
 
 def test_full_model_output_loads_back(tiny_dir: Path, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from agentrun import storage
 from agentrun.models import tiny
 
 BUILTIN_PREFIX = "builtin:"
-BUILTINS = {"tiny": "tiny-qwen3"}  # builtin name -> directory under <root>/models/
+# builtin name -> directory under <root>/models/; the directory is renamed whenever the shape changes,
+# so that a model cached by an older version is not mistaken for this one.
+BUILTINS = {"tiny": "tiny-qwen3-2m"}
 
 
 class UnknownBaseModel(ValueError):

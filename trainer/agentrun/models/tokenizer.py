@@ -13,6 +13,7 @@ responses), so the merges cover the JSON boilerplate a turn is made of.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Iterable, Iterator
 from importlib import resources
@@ -33,12 +34,15 @@ SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 # Single ids but ordinary text (as in Qwen's tokenizer): a decoded reply keeps them, and the server's
 # hermes parser finds the tool calls in it.
 TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
-# Qwen2's pre-tokenizer: contractions, words with one leading non-letter, single digits, punctuation runs.
+# Qwen2's pre-tokenizer: contractions, words with one leading non-letter, single digits (runs of up to
+# DIGITS, as in Llama 3's), punctuation runs.
 PRETOKENIZE = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,DIGITS}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
 )
 CORPUS_EMAILS = 4000  # mailbox size the tokenizer is trained on (~2 MB of text, a few seconds)
 CORPUS_DEMONSTRATIONS = 300
+DIGIT_GROUP_REPEATS = 200  # each digit group this often: more than any merge the mail text competes with
 
 
 def chat_template() -> str:
@@ -46,11 +50,12 @@ def chat_template() -> str:
     return resources.files(__package__).joinpath("chat_template.jinja").read_text(encoding="utf-8")
 
 
-def train(texts: Iterable[str], vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on `texts`, wrapped as a transformers tokenizer with the chat template."""
+def train(texts: Iterable[str], vocab_size: int = VOCAB_SIZE, digits: int = 1) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on `texts`, wrapped as a transformers tokenizer with the chat template;
+    a token holds at most `digits` digits."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE), behavior="isolated"),
+        pre_tokenizers.Split(Regex(PRETOKENIZE.replace("DIGITS", str(digits))), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     bpe.decoder = decoders.ByteLevel()
@@ -90,9 +95,19 @@ def corpus(dataset_dir: Path) -> Iterator[str]:
         yield rendered[0]
 
 
-def build_tokenizer(seed: int, vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
+def digit_groups(digits: int) -> Iterator[str]:
+    """Every group of 2 to `digits` digits (leading zeros included), each repeated so that BPE learns
+    all of them as tokens, as Llama 3's vocabulary has every group of 1-3 digits: a number or message
+    id then always becomes the same short sequence of tokens, whatever its digits."""
+    for width in range(2, digits + 1):
+        line = " ".join(f"{n:0{width}d}" for n in range(10**width))
+        for _ in range(DIGIT_GROUP_REPEATS):
+            yield line
+
+
+def build_tokenizer(seed: int, vocab_size: int = VOCAB_SIZE, digits: int = 1) -> PreTrainedTokenizerFast:
     """Train the tokenizer on a fresh synthetic mailbox made from `seed` (a temporary directory)."""
     with tempfile.TemporaryDirectory(prefix="agentrun-tokenizer-") as scratch:
         dataset_dir = Path(scratch)
         build.build("synthetic", dataset_dir, seed=seed, emails=CORPUS_EMAILS)
-        return train(corpus(dataset_dir), vocab_size)
+        return train(itertools.chain(corpus(dataset_dir), digit_groups(digits)), vocab_size, digits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from agentrun.trainer import curriculum, demonstrations
 from agentrun.trainer import sft as fine_tuning
 
 TINY = "builtin:tiny"
-TINY_CURRICULUM_STEPS = 200
 
 
 @click.command("sft")
@@ -28,14 +28,20 @@ TINY_CURRICULUM_STEPS = 200
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Directory for the result: the full model, or with --lora the adapter.")
 @click.option("--lora", is_flag=True, help="Train and save a LoRA adapter instead of the full model.")
-@click.option("--steps", type=click.IntRange(min=1), default=fine_tuning.SFTSettings.steps, show_default=True,
-              help="Optimizer steps on demonstrations.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help=f"Optimizer steps on demonstrations [default: {fine_tuning.TINY_BOOTSTRAP.steps} for {TINY}, "
+                   f"else {fine_tuning.SFTSettings.steps}].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=fine_tuning.SFTSettings.batch_size, show_default=True,
               help="Demonstrations per step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=fine_tuning.SFTSettings.lr, show_default=True,
-              help="Peak learning rate (linear warmup, cosine decay).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help=f"Peak learning rate, linear warmup then cosine decay [default: {fine_tuning.TINY_BOOTSTRAP.lr} "
+                   f"for {TINY}, else {fine_tuning.SFTSettings.lr}].")
 @click.option("--curriculum-steps", type=click.IntRange(min=0),
-              help=f"Copy-curriculum steps before SFT [default: {TINY_CURRICULUM_STEPS} for {TINY}, else 0].")
+              help=f"Copy-curriculum steps first [default: {fine_tuning.TINY_BOOTSTRAP.curriculum_steps} for {TINY}, "
+                   "else 0].")
+@click.option("--language-steps", type=click.IntRange(min=0),
+              help="Steps with the loss on every token of the demonstrations, before assistant-only SFT "
+                   f"[default: {fine_tuning.TINY_BOOTSTRAP.language_steps} for {TINY}, else 0].")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N train scenarios of --dataset.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 autocast where the CPU computes bf16 natively, else fp32.")
@@ -44,32 +50,35 @@ TINY_CURRICULUM_STEPS = 200
               show_default=True, help="Storage root; builtin models are cached under its models/.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def sft(
-    base: str, dataset_dir: Path | None, demonstrations_file: Path | None, out: Path, lora: bool, steps: int,
-    batch_size: int, lr: float, curriculum_steps: int | None, limit: int | None, precision: str, seed: int,
-    root: Path, no_progress: bool,
+    base: str, dataset_dir: Path | None, demonstrations_file: Path | None, out: Path, lora: bool, steps: int | None,
+    batch_size: int, lr: float | None, curriculum_steps: int | None, language_steps: int | None, limit: int | None,
+    precision: str, seed: int, root: Path, no_progress: bool,
 ) -> None:
     """Fine-tune BASE on demonstrations, training only the assistant's tokens.
 
     Demonstrations come from --demonstrations, or else from the scripted oracle on --dataset (tool
     results from the real environment). A randomly initialised base (builtin:tiny) first learns to copy
-    strings from its context with a short curriculum drawn from --dataset.
+    strings from its context with a curriculum drawn from --dataset, then to read the demonstrations
+    (every token trained), before the assistant-only SFT.
     """
     if dataset_dir is None and demonstrations_file is None:
         raise click.UsageError("pass --dataset (the oracle's demonstrations) or --demonstrations FILE")
-    if curriculum_steps is None:
-        curriculum_steps = TINY_CURRICULUM_STEPS if base == TINY else 0
-    if curriculum_steps and dataset_dir is None:
+    defaults = fine_tuning.TINY_BOOTSTRAP if base == TINY else fine_tuning.SFTSettings()
+    given = {"steps": steps, "lr": lr, "curriculum_steps": curriculum_steps, "language_steps": language_steps}
+    settings = dataclasses.replace(
+        defaults, **{name: value for name, value in given.items() if value is not None}, batch_size=batch_size,
+        seed=seed, precision=precision, progress=not no_progress,
+    )
+    if settings.curriculum_steps and dataset_dir is None:
         raise click.UsageError("the copy curriculum draws its strings from a dataset: pass --dataset too, "
                                "or --curriculum-steps 0")
-    settings = fine_tuning.SFTSettings(steps=steps, batch_size=batch_size, lr=lr, curriculum_steps=curriculum_steps,
-                                       seed=seed, precision=precision, progress=not no_progress)
     try:
         if demonstrations_file is not None:
             shown = demonstrations.read_jsonl(demonstrations_file)
         else:
             assert dataset_dir is not None
             shown = demonstrations.oracle(dataset_dir, "train", limit=limit, seed=seed)
-        pools = curriculum.string_pools(dataset_dir) if curriculum_steps and dataset_dir is not None else None
+        pools = curriculum.string_pools(dataset_dir) if settings.curriculum_steps and dataset_dir is not None else None
         tokenizer = loading.load_tokenizer(base, root)
         model = loading.load_model(base, root)
         if lora:

@@ -31,19 +31,28 @@ IGNORE = -100  # label of a token that is not trained (the value transformers' l
 
 @dataclass(frozen=True)
 class SFTSettings:
-    """How long and how hard to train. The defaults are the tiny model's bootstrap (with the 200
-    curriculum steps `agentrun sft` adds for builtin:tiny), measured in bench/tiny_model.py."""
+    """How long and how hard to train. The defaults suit a pretrained model (a LoRA adapter on Qwen3);
+    TINY_BOOTSTRAP below is the randomly initialised tiny model's, measured in bench/."""
 
-    steps: int = 220  # optimizer steps on demonstrations
+    steps: int = 200  # optimizer steps on demonstrations (assistant tokens trained)
     batch_size: int = 4  # demonstrations per step (~1-2k tokens each)
-    lr: float = 1.5e-3  # peak; suits full training of the tiny model (LoRA on a real model: ~1e-4)
-    curriculum_steps: int = 0  # copy-curriculum steps first (DESIGN §9: ~400 for a randomly initialised model)
-    curriculum_batch_size: int = 32  # copy rows are short (~60-150 tokens): many per step
+    lr: float = 1e-4  # peak learning rate (warmup, then cosine decay)
+    curriculum_steps: int = 0  # copy-curriculum steps first (for a randomly initialised model)
+    curriculum_batch_size: int = 32  # copy rows are short (~60-280 tokens): many per step
+    curriculum_lr: float = 1.5e-3  # peak learning rate of the curriculum
+    language_steps: int = 0  # steps with the loss on every token of the demonstrations, before SFT proper
     max_length: int = 4096  # longer demonstrations are skipped (the tiny model's context)
     seed: int = 0  # batch order, curriculum rows and torch's RNG
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the CPU has it natively
+    device: str = "cpu"  # torch device to train on ("cuda" where there is one)
     log_every: int = 25  # steps between loss lines (0: none)
     progress: bool = True  # a tqdm bar per phase
+
+
+# From random initialisation (bench/results/bootstrap_sweep_1.json, tiny_model.json): copying ids and
+# answers out of the context appears only after ~800 curriculum steps; predicting every token of the
+# demonstrations then teaches the JSON the turns are made of; full training tolerates a high rate.
+TINY_BOOTSTRAP = SFTSettings(steps=500, lr=1.5e-3, curriculum_steps=800, language_steps=300)
 
 
 class SFTError(Exception):
@@ -65,13 +74,15 @@ class Phase:
 class Report:
     """What each phase did, for the CLI to print and the bench to record."""
 
-    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> loss, seconds, tokens/s
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> loss, seconds, tokens
 
-    def record(self, name: str, first_loss: float, last_loss: float, seconds: float, tokens: int) -> None:
+    def record(self, name: str, first_loss: float, last_loss: float, seconds: float, tokens: int, padded: int) -> None:
         self.phases[name] = {
             "first_loss": first_loss,
             "last_loss": last_loss,
             "seconds": seconds,
+            "tokens": tokens,
+            "padded_tokens": padded,  # what the forward passes computed: the cost on a given machine
             "tokens_per_second": tokens / seconds if seconds else 0.0,
         }
 
@@ -90,6 +101,9 @@ def batch_tensors(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.T
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+GROUPED_BATCHES = 8  # batches drawn together and regrouped by length (as transformers' group_by_length)
+
+
 def random_batches(examples: Sequence[Encoded], batch_size: int, rng: Random) -> Iterator[list[Encoded]]:
     """Endless batches drawn without replacement within an epoch (each epoch reshuffled)."""
     order: list[int] = []
@@ -98,6 +112,19 @@ def random_batches(examples: Sequence[Encoded], batch_size: int, rng: Random) ->
             order += rng.sample(range(len(examples)), len(examples))
         chosen, order = order[:batch_size], order[batch_size:]
         yield [examples[i] for i in chosen]
+
+
+def length_grouped(batches: Iterator[list[Encoded]], rng: Random) -> Iterator[list[Encoded]]:
+    """The same rows regrouped so that each batch holds rows of similar length, in random batch order:
+    right padding to the longest row then wastes little compute (copy rows vary 60-280 tokens,
+    demonstrations 1-3k)."""
+    while True:
+        drawn = [next(batches) for _ in range(GROUPED_BATCHES)]
+        size = len(drawn[0])
+        rows = sorted((row for batch in drawn for row in batch), key=lambda row: len(row.ids))
+        regrouped = [rows[start : start + size] for start in range(0, len(rows), size)]
+        rng.shuffle(regrouped)
+        yield from regrouped
 
 
 def native_bf16() -> bool:
@@ -111,11 +138,13 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def autocast(precision: str) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CPU ("bf16", or "auto" where the CPU has native bf16): matmuls in bf16, weights
+def autocast(precision: str, device: str = "cpu") -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast ("bf16", or "auto" on a GPU or a CPU with native bf16): matmuls in bf16, weights
     and optimizer state stay fp32."""
-    if precision == "bf16" or (precision == "auto" and native_bf16()):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    device_type = torch.device(device).type
+    native = device_type == "cuda" or native_bf16()
+    if precision == "bf16" or (precision == "auto" and native):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -130,12 +159,13 @@ def train_phase(
     schedule = get_cosine_schedule_with_warmup(optimizer, min(phase.warmup_steps, phase.steps // 10), phase.steps)
     model.train()
     losses: list[float] = []
-    tokens, started = 0, time.perf_counter()
+    tokens = padded = 0
+    started = time.perf_counter()
     log_every = settings.log_every
     bar = tqdm(range(phase.steps), desc=phase.name, disable=not settings.progress, unit="step")
     for step in bar:
-        batch = batch_tensors(next(batches), pad_id)
-        with autocast(settings.precision):
+        batch = {name: tensor.to(settings.device) for name, tensor in batch_tensors(next(batches), pad_id).items()}
+        with autocast(settings.precision, settings.device):
             loss = model(**batch).loss  # mean cross-entropy over the trained (assistant) tokens
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)  # one bad batch cannot wreck the weights
@@ -144,13 +174,14 @@ def train_phase(
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         tokens += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if log_every and (step + 1) % log_every == 0:
             recent = losses[-log_every:]
             tqdm.write(f"{phase.name} step {step + 1}/{phase.steps}: loss {sum(recent) / len(recent):.4f}")
     model.eval()
     if losses:
-        report.record(phase.name, losses[0], _tail_mean(losses), time.perf_counter() - started, tokens)
+        report.record(phase.name, losses[0], _tail_mean(losses), time.perf_counter() - started, tokens, padded)
 
 
 def _tail_mean(losses: list[float]) -> float:
@@ -163,9 +194,11 @@ def run_sft(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, shown: Sequence[demonstrations.Demonstration],
     settings: SFTSettings, *, curriculum_pools: list[list[str]] | None = None,
 ) -> Report:
-    """The curriculum (if asked for), then SFT on `shown`; trains `model` in place."""
+    """The copy curriculum and the every-token language phase (if asked for), then SFT on `shown`;
+    trains `model` in place."""
     torch.manual_seed(settings.seed)
     rng = Random(settings.seed)
+    model.to(settings.device)
     encoded = [masking.encode(tokenizer, d.messages, d.tools) for d in shown]
     fitting = [e for e in encoded if len(e.ids) <= settings.max_length and any(e.trained)]
     if not fitting:
@@ -175,13 +208,26 @@ def run_sft(
     if settings.curriculum_steps:
         if not curriculum_pools:
             raise SFTError("the copy curriculum draws its strings from a dataset: pass the dataset directory")
-        phase = Phase("curriculum", settings.curriculum_steps, settings.curriculum_batch_size, settings.lr)
-        train_phase(model, _copy_batches(tokenizer, curriculum_pools, phase.batch_size, rng), phase, pad_id,
-                    report, settings)
+        phase = Phase("curriculum", settings.curriculum_steps, settings.curriculum_batch_size, settings.curriculum_lr)
+        copy_rows = length_grouped(_copy_batches(tokenizer, curriculum_pools, phase.batch_size, rng), rng)
+        train_phase(model, copy_rows, phase, pad_id, report, settings)
+    if settings.language_steps:
+        # A randomly initialised model also has to learn to read: tool results, emails and questions are
+        # ~90% of a demonstration's tokens, and predicting them teaches the JSON and the mail that the
+        # assistant's turns are made of, with ten times the targets per step of assistant-only SFT.
+        phase = Phase("language", settings.language_steps, settings.batch_size, settings.lr)
+        language_rows = length_grouped(random_batches(every_token(fitting), phase.batch_size, rng), rng)
+        train_phase(model, language_rows, phase, pad_id, report, settings)
     phase = Phase("sft", settings.steps, settings.batch_size, settings.lr)
-    train_phase(model, random_batches(fitting, phase.batch_size, rng), phase, pad_id, report, settings)
+    shown_rows = length_grouped(random_batches(fitting, phase.batch_size, rng), rng)
+    train_phase(model, shown_rows, phase, pad_id, report, settings)
     report.phases["sft"]["demonstrations"] = len(fitting)
     return report
+
+
+def every_token(examples: Sequence[Encoded]) -> list[Encoded]:
+    """The same conversations with every token trained (the first is never predicted: no labels shift in)."""
+    return [Encoded(e.ids, [index > 0 for index in range(len(e.ids))]) for e in examples]
 
 
 def _copy_batches(
