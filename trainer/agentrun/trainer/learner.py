@@ -1,0 +1,153 @@
+"""One GRPO optimizer step on a batch of samples: micro-batches by token budget, gradient accumulation,
+the loss of `grpo`, clipping, AdamW. The engine (plain torch here) owns backward and the update, so a
+distributed engine can take its place without touching the loss.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agentrun.spec.models import LearnerSpec, TrainingSpec
+from agentrun.trainer import grpo
+from agentrun.trainer.logprobs import selected_logprobs
+from agentrun.trainer.samples import Sample
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    kl_coef: float = 0.0
+    importance_correction: bool = True
+    importance_clip: float = 2.0
+    micro_batch_tokens: int = 16384  # padded tokens per forward pass
+    device: str = "cpu"
+
+    @classmethod
+    def from_spec(cls, training: TrainingSpec, learner: LearnerSpec, device: str = "cpu") -> LearnerSettings:
+        return cls(
+            lr=training.learning_rate, weight_decay=training.weight_decay, max_grad_norm=training.max_grad_norm,
+            eps_low=training.eps_low, eps_high=training.eps_high, kl_coef=training.kl_coef,
+            importance_correction=training.importance_correction.enabled,
+            importance_clip=training.importance_correction.clip, micro_batch_tokens=learner.micro_batch_tokens,
+            device=device,
+        )
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    loss: float
+    grad_norm: float
+    trained_tokens: int
+    micro_batches: int
+    kl: float  # mean per-token KL to the base model (0 when the penalty is off)
+    importance_weight: float  # mean truncated importance weight (1 when the correction is off)
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.trained_tokens / self.seconds if self.seconds else 0.0
+
+
+def micro_batches(samples: Sequence[Sample], token_budget: int) -> Iterator[list[Sample]]:
+    """Samples grouped, longest first, so that rows x longest row stays within the budget (a sample
+    longer than the budget is a micro-batch of its own)."""
+    batch: list[Sample] = []
+    for sample in sorted(samples, key=lambda s: len(s.ids), reverse=True):
+        if batch and (len(batch) + 1) * len(batch[0].ids) > token_budget:
+            yield batch
+            batch = []
+        batch.append(sample)
+    if batch:
+        yield batch
+
+
+def _tensors(batch: Sequence[Sample], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    width = max(len(s.ids) for s in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
+    trained = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
+    server = torch.zeros((len(batch), width))  # (B, T)
+    advantage = torch.zeros((len(batch), width))  # (B, T)
+    for row, s in enumerate(batch):
+        n = len(s.ids)
+        ids[row, :n] = torch.tensor(s.ids)
+        mask[row, :n] = 1
+        trained[row, :n] = torch.tensor(s.trained)
+        server[row, :n] = torch.tensor(s.server_logprobs)
+        advantage[row, :n] = s.advantage
+    trained[:, 0] = False  # the first token is never predicted
+    tensors = {"input_ids": ids, "attention_mask": mask, "trained": trained, "server": server, "advantage": advantage}
+    return {name: tensor.to(device) for name, tensor in tensors.items()}
+
+
+class TorchEngine:
+    """Plain torch: AdamW over the trainable (LoRA) parameters, one process, CPU or one GPU."""
+
+    def __init__(self, model: torch.nn.Module, settings: LearnerSettings) -> None:
+        self.model = model
+        self.settings = settings
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> float:
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+
+class Learner:
+    def __init__(self, model: torch.nn.Module, settings: LearnerSettings, pad_id: int) -> None:
+        self.model = model.to(settings.device)
+        self.settings = settings
+        self.pad_id = pad_id
+        self.engine = TorchEngine(self.model, settings)
+
+    def step(self, samples: Sequence[Sample]) -> StepMetrics:
+        """One optimizer step on `samples`; the loss is the token-level mean over all of them."""
+        started = time.perf_counter()
+        s = self.settings
+        total = sum(sum(sample.trained[1:]) for sample in samples)
+        loss_sum = kl_sum = weight_sum = 0.0
+        count = batches = 0
+        self.model.train()
+        for batch in micro_batches(samples, s.micro_batch_tokens):
+            batches += 1
+            t = _tensors(batch, self.pad_id, s.device)
+            logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])  # (N,)
+            old_logp = logp.detach()  # one update per batch of rollouts: the sampling policy is this one
+            advantages = t["advantage"][t["trained"]]
+            token_loss = grpo.clipped_token_loss(logp, old_logp, advantages, s.eps_low, s.eps_high)
+            if s.importance_correction:
+                weights = grpo.importance_weights(old_logp, t["server"][t["trained"]], s.importance_clip)
+                token_loss = token_loss * weights
+                weight_sum += float(weights.sum())
+            else:
+                weight_sum += logp.numel()
+            if s.kl_coef:
+                with torch.no_grad(), self.model.disable_adapter():  # the base model is the reference
+                    ref_logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])
+                kl = grpo.kl_penalty(logp, ref_logp)
+                token_loss = token_loss + s.kl_coef * kl
+                kl_sum += float(kl.detach().sum())
+            loss = grpo.token_mean(token_loss, torch.ones_like(token_loss), total_trained=total)
+            self.engine.backward(loss)
+            loss_sum += float(loss.detach())
+            count += logp.numel()
+        grad_norm = self.engine.step()
+        self.model.eval()
+        return StepMetrics(
+            loss=loss_sum, grad_norm=grad_norm, trained_tokens=count, micro_batches=batches, kl=kl_sum / max(count, 1),
+            importance_weight=weight_sum / max(count, 1), seconds=time.perf_counter() - started,
+        )

@@ -1,0 +1,49 @@
+"""Log-probabilities of chosen tokens without materialising a batch's [tokens x vocab] float32 logits.
+
+The transformer body runs once over the micro-batch; the language-model head and the log-softmax run
+only at the positions that are trained, a chunk at a time, and each chunk is recomputed in backward
+(activation checkpointing) instead of keeping its logits: peak memory is one chunk's logits, not the
+batch's (DESIGN §8: most of a naive step's memory is those logits).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+from transformers import PreTrainedModel
+
+CHUNK_TOKENS = 1024  # positions per head + log-softmax chunk
+
+
+def causal_lm(model: torch.nn.Module) -> PreTrainedModel:
+    """The transformers model under a PEFT wrapper (its layers carry the LoRA modules), or the model."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model  # type: ignore[return-value]
+
+
+def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = head(hidden).float()  # (N, V)
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)  # (N,)
+
+
+def selected_logprobs(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, selected: torch.Tensor,
+    chunk_tokens: int = CHUNK_TOKENS,
+) -> torch.Tensor:
+    """log p(input_ids[b, t] | input_ids[b, :t]) at every (b, t) where `selected` is True, in row-major
+    order. `input_ids`, `attention_mask` and `selected` are (B, T); position 0 cannot be selected."""
+    if selected[:, 0].any():
+        raise ValueError("the first token of a sequence has no prediction to score")
+    lm = causal_lm(model)
+    hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+    predicting = hidden[:, :-1][selected[:, 1:]]  # (N, H): the state before each selected token
+    targets = input_ids[:, 1:][selected[:, 1:]]  # (N,)
+    head = lm.get_output_embeddings()
+    pieces = []
+    for start in range(0, targets.numel(), chunk_tokens):
+        piece = (head, predicting[start : start + chunk_tokens], targets[start : start + chunk_tokens])
+        if torch.is_grad_enabled():
+            pieces.append(checkpoint(_chunk_logprobs, *piece, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logprobs(*piece))
+    return torch.cat(pieces) if pieces else hidden.new_zeros(0)
