@@ -3,6 +3,7 @@ budget, and the whole gradient path raises the reward of a tiny policy on a toy 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from agentrun.trainer import grpo, sft  # noqa: E402
 from agentrun.trainer.learner import Learner, LearnerSettings, micro_batches  # noqa: E402
 from agentrun.trainer.logprobs import selected_logprobs  # noqa: E402
 from agentrun.trainer.samples import Sample  # noqa: E402
+
+from .conftest import GOOD, PROMPT  # noqa: E402
 
 
 def test_chunked_logprobs_and_gradients_equal_the_full_logits(tiny_dir: Path) -> None:
@@ -46,25 +49,11 @@ def test_micro_batches_stay_within_the_token_budget() -> None:
         assert len(batch) == 1 or len(batch) * max(len(s.ids) for s in batch) <= 200
 
 
-def _bimodal_policy(tiny_dir: Path, prompt: list[int], choices: tuple[int, int]) -> torch.nn.Module:
-    """The tiny model taught (supervised, a few steps) to answer `prompt` with either choice, about evenly."""
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    ids = torch.tensor([[*prompt, choices[0]], [*prompt, choices[1]]])
-    for _ in range(25):
-        logits = model(input_ids=ids).logits[:, -2]
-        torch.nn.functional.cross_entropy(logits, ids[:, -1]).backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return model
-
-
-def test_grpo_raises_the_reward_of_a_tiny_policy(tiny_dir: Path) -> None:
+def test_grpo_raises_the_reward_of_a_tiny_policy(bimodal_policy: Callable[[], torch.nn.Module]) -> None:
     """Toy task: one token after a fixed prompt, from a policy that picks A or B about evenly; reward 1
     for A. GRPO on a LoRA adapter over sampled groups must move the policy to A."""
-    torch.manual_seed(0)
-    prompt, (good, bad) = [11, 12, 13, 14], (100, 200)
-    model = sft.add_lora(_bimodal_policy(tiny_dir, prompt, (good, bad)), rank=8)
+    prompt, good = PROMPT, GOOD
+    model = sft.add_lora(bimodal_policy(), rank=8)
     learner = Learner(model, LearnerSettings(lr=5e-3), pad_id=0)
 
     def next_token_logprobs() -> torch.Tensor:

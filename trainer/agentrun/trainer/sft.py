@@ -23,7 +23,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
 from agentrun import storage
-from agentrun.trainer import curriculum, demonstrations, masking
+from agentrun.trainer import checkpoints, curriculum, demonstrations, masking
 from agentrun.trainer.masking import Encoded
 
 IGNORE = -100  # label of a token that is not trained (the value transformers' loss skips)
@@ -252,11 +252,7 @@ def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path, 
     """Write the trained model atomically: a full HF model directory, or a PEFT adapter for `base`."""
     with storage.atomic_directory(out) as staging:
         if lora:
-            # The adapter names the base as it is served (`Qwen/Qwen3-4B`, `builtin:tiny`), not the
-            # local path it was loaded from: vLLM's resolver and the embedded server compare names.
-            model.peft_config["default"].base_model_name_or_path = base  # type: ignore[attr-defined]
-            # Embeddings are not adapted; without this peft looks the base up on the hub to check.
-            model.save_pretrained(staging, save_embedding_layers=False)
+            checkpoints.write_adapter(model, staging, base)  # type: ignore[arg-type]
         else:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)

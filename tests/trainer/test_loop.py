@@ -1,0 +1,133 @@
+"""The training loop: exact resume, checkpoints vanilla PEFT loads, and the failures it must not hide."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from peft import PeftModel  # noqa: E402
+from transformers import AutoModelForCausalLM, PreTrainedModel  # noqa: E402
+
+from agentrun.rollout.client import ServedByError  # noqa: E402
+from agentrun.rollout.trajectory import RewardRecord, Timings, Trajectory, Turn  # noqa: E402
+from agentrun.trainer import checkpoints, sft  # noqa: E402
+from agentrun.trainer.learner import Learner, LearnerSettings  # noqa: E402
+from agentrun.trainer.loop import LoopSettings, StepFailed, TrainingLoop  # noqa: E402
+
+from .conftest import GOOD, PROMPT  # noqa: E402
+
+BASE = "builtin:tiny"
+
+
+def toy_trajectory(model_name: str, token: int, logprob: float, scenario: int) -> Trajectory:
+    reward = float(token == GOOD)
+    return Trajectory(
+        scenario_id=scenario, question="toy", model=model_name, timings=Timings(wall_seconds=0.0),
+        turns=[Turn(prompt_messages=1, content=None, finish_reason="stop", model=model_name, latency_seconds=0.0,
+                    prompt_token_ids=PROMPT, token_ids=[token], logprobs=[logprob])],
+        answer_correct=token == GOOD,
+        reward=RewardRecord(total=reward, outcome="correct" if reward else "wrong", partial=0.0,
+                            found_right_email=False, read_right_email=False, no_invalid_read=True,
+                            sources_correct=False),
+    )
+
+
+def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failing: int = 0):  # noqa: ANN201
+    """Two groups of four one-token answers, sampled from `model` with a generator seeded by the step
+    (so a replayed step samples the same tokens from the same weights)."""
+
+    def rollouts(step: int, model_name: str) -> list[list[Trajectory]]:
+        generator = torch.Generator().manual_seed(step)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([PROMPT])).logits[0, -1].float(), -1)
+        groups = []
+        for scenario in range(2):
+            tokens = torch.multinomial(logp.exp(), 4, replacement=True, generator=generator)
+            groups.append([toy_trajectory(served_as or model_name, int(t), float(logp[t]), scenario) for t in tokens])
+        for trajectory in groups[0][:failing]:
+            trajectory.exception, trajectory.reward = "ServerError: 503", None
+        return groups
+
+    return rollouts
+
+
+def make_loop(policy: PreTrainedModel, checkpoints_dir: Path, steps: int, **rollout_options: object) -> TrainingLoop:
+    model = sft.add_lora(policy, rank=4)
+    learner = Learner(model, LearnerSettings(lr=5e-3), pad_id=0)
+    published: list[str] = []
+    return TrainingLoop(learner, BASE, checkpoints_dir, toy_rollouts(model, **rollout_options),  # type: ignore[arg-type]
+                        lambda name, _: published.append(name), LoopSettings(steps=steps, checkpoint_every=2))
+
+
+def adapter_weights(loop: TrainingLoop) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in loop.learner.model.named_parameters() if v.requires_grad}
+
+
+def test_n_steps_equal_half_then_resume_then_half(bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path) -> None:
+    straight = make_loop(bimodal_policy(), tmp_path / "straight", steps=4)
+    records = straight.run()
+    assert [r.step for r in records] == [1, 2, 3, 4]
+    assert [r.model for r in records] == [BASE, "step-000001", "step-000002", "step-000003"]
+
+    first_half = make_loop(bimodal_policy(), tmp_path / "resumed", steps=2)
+    first_half.run()
+    resumed = make_loop(bimodal_policy(), tmp_path / "resumed", steps=4)
+    assert resumed.resume() == 2 and resumed.model_name == "step-000002"
+    resumed.run()
+
+    expected, got = adapter_weights(straight), adapter_weights(resumed)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert any(v.abs().sum() > 0 for k, v in got.items() if "lora_B" in k)  # it did train
+
+
+def test_checkpoints_load_with_plain_peft_and_old_ones_are_pruned(
+    bimodal_policy: Callable[[], PreTrainedModel], tiny_dir: Path, tmp_path: Path
+) -> None:
+    loop = make_loop(bimodal_policy(), tmp_path, steps=5)
+    loop.run()
+    # keep_last=2 and checkpoint_every=2: steps 2, 4 (multiples) and 4, 5 (newest) remain
+    assert [step for step, _ in checkpoints.complete_checkpoints(tmp_path)] == [2, 4, 5]
+    with warnings.catch_warnings():  # peft 0.21 reads an attribute transformers 5 deprecates
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), tmp_path / "step-000005")
+    assert loaded.peft_config["default"].base_model_name_or_path == BASE
+    trained = adapter_weights(loop)
+    for name, value in loaded.named_parameters():
+        if "lora_" in name:
+            assert torch.equal(value, trained[name])
+
+
+def test_a_half_written_checkpoint_is_never_resumed_from(
+    bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path
+) -> None:
+    make_loop(bimodal_policy(), tmp_path, steps=2).run()
+    broken = tmp_path / "step-000003"
+    broken.mkdir()
+    (broken / checkpoints.ADAPTER_CONFIG).write_text('{"peft_type": "LORA"}')  # no weights, no trainer state
+    (tmp_path / ".step-000004.tmp-1").mkdir()  # a staging directory left by a crash
+    assert checkpoints.latest(tmp_path) == tmp_path / "step-000002"
+    assert make_loop(bimodal_policy(), tmp_path, steps=4).resume() == 2
+
+
+def test_rollouts_from_another_model_fail_the_step(
+    bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path
+) -> None:
+    loop = make_loop(bimodal_policy(), tmp_path, steps=1, served_as="Qwen/Qwen3-4B")
+    with pytest.raises(ServedByError, match="Qwen/Qwen3-4B"):
+        loop.run()
+    assert checkpoints.latest(tmp_path) is None
+
+
+def test_failed_trajectories_are_tolerated_up_to_a_fraction(
+    bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path
+) -> None:
+    record = make_loop(bimodal_policy(), tmp_path / "some", steps=1, failing=2).run_step()
+    assert (record.trajectories, record.failed_trajectories) == (8, 2)
+    with pytest.raises(StepFailed, match="3 of 8 trajectories failed"):
+        make_loop(bimodal_policy(), tmp_path / "many", steps=1, failing=3).run_step()

@@ -1,0 +1,111 @@
+"""Checkpoints as DESIGN §2 fixes them: `checkpoints/step-000042/` holds a PEFT LoRA adapter that vanilla
+`PeftModel.from_pretrained` and vLLM's filesystem resolver load (its `base_model_name_or_path` is the
+served base model's name), plus `trainer_state.pt` to resume exactly (optimizer, step, RNG, metrics).
+
+A directory appears whole or not at all (storage.atomic_directory); readers still check that every file
+is present, so a directory copied in by hand half-way is never picked up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel, set_peft_model_state_dict
+from safetensors.torch import load_file
+
+from agentrun import storage
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAINER_STATE = "trainer_state.pt"
+STEP_DIR = re.compile(r"^step-(\d{6})$")
+
+
+@dataclass
+class TrainerState:
+    step: int
+    optimizer: dict[str, Any]
+    torch_rng: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)  # of this step (reward, and validation when evaluated)
+
+
+def write_adapter(model: PeftModel, directory: Path, base: str) -> None:
+    """Save the adapter naming `base` as its base model, as the server names it (`Qwen/Qwen3-4B`,
+    a local model directory), not the path it was loaded from: resolvers compare names."""
+    model.peft_config["default"].base_model_name_or_path = base
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+        # Embeddings are not adapted; without this peft looks the base up on the hub to check.
+        model.save_pretrained(directory, save_embedding_layers=False)
+
+
+def save(model: PeftModel, base: str, directory: Path, state: TrainerState) -> Path:
+    """Write a checkpoint atomically; returns its directory."""
+    with storage.atomic_directory(directory) as staging:
+        write_adapter(model, staging, base)
+        torch.save(
+            {"step": state.step, "optimizer": state.optimizer, "torch_rng": state.torch_rng, "metrics": state.metrics},
+            staging / TRAINER_STATE,
+        )
+    return directory
+
+
+def is_complete(directory: Path) -> bool:
+    """A checkpoint directory with every file, and an adapter config that parses as a LoRA config."""
+    if not all((directory / name).is_file() for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAINER_STATE)):
+        return False
+    try:
+        return json.loads((directory / ADAPTER_CONFIG).read_text()).get("peft_type") == "LORA"
+    except (OSError, ValueError):
+        return False
+
+
+def complete_checkpoints(checkpoints_dir: Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every complete checkpoint, oldest first; staging and foreign entries ignored."""
+    if not checkpoints_dir.is_dir():
+        return []
+    found = []
+    for entry in checkpoints_dir.iterdir():
+        match = STEP_DIR.match(entry.name)
+        if match and entry.is_dir() and is_complete(entry):
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest(checkpoints_dir: Path) -> Path | None:
+    found = complete_checkpoints(checkpoints_dir)
+    return found[-1][1] if found else None
+
+
+def restore(model: PeftModel, directory: Path) -> TrainerState:
+    """Load the adapter weights into `model` (in place) and return the trainer state to resume from."""
+    set_peft_model_state_dict(model, load_file(directory / ADAPTER_WEIGHTS))
+    saved = torch.load(directory / TRAINER_STATE, weights_only=True)
+    return TrainerState(step=saved["step"], optimizer=saved["optimizer"], torch_rng=saved["torch_rng"],
+                        metrics=saved.get("metrics", {}))
+
+
+def read_metrics(directory: Path) -> dict[str, float]:
+    return dict(torch.load(directory / TRAINER_STATE, weights_only=True).get("metrics", {}))
+
+
+def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collection[str] = ()) -> list[Path]:
+    """Delete complete checkpoints except the newest `keep_last`, those at multiples of `keep_every`,
+    and those named in `keep` (the best by validation reward); returns what was deleted."""
+    found = complete_checkpoints(checkpoints_dir)
+    newest = {path for _, path in found[-keep_last:]} if keep_last else set()
+    deleted = []
+    for step, path in found:
+        if path in newest or step % keep_every == 0 or path.name in keep:
+            continue
+        shutil.rmtree(path)
+        deleted.append(path)
+    return deleted
