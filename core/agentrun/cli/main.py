@@ -17,6 +17,7 @@ from agentrun.cli import data, scripted, validate
 LAZY_COMMANDS = {
     "eval": "agentrun.evaluator.cli:eval_command",
     "model": "agentrun.models.cli:model",
+    "run": "agentrun.runner.cli:run",
     "serve": "agentrun.serving.cli:serve",
     "sft": "agentrun.trainer.cli:sft",
 }

@@ -8,6 +8,7 @@ evaluations of the same split are paired question by question.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class EvaluationError(Exception):
 @dataclass(frozen=True)
 class EvalResult:
     model: str
-    split: Split
+    split: str  # train, test, or validation (held-out train scenarios)
     summary: summary.EvalSummary
     trajectories: list[Trajectory]
 
@@ -56,24 +57,39 @@ def select_scenarios(dataset_dir: Path, split: Split, limit: int) -> list[Scenar
     return chosen[:limit]
 
 
+def validation_scenarios(dataset_dir: Path, limit: int) -> list[Scenario]:
+    """The last `limit` train scenarios by id: held out from training draws (`training_scenarios`), they
+    rank checkpoints during a run, so the test split stays untouched until the final evaluation."""
+    return select_scenarios(dataset_dir, "train", 10**9)[-limit:]
+
+
+def training_scenarios(dataset_dir: Path, validation_limit: int) -> list[Scenario]:
+    """The train scenarios a run samples from: every train scenario except the validation ones."""
+    train = select_scenarios(dataset_dir, "train", 10**9)
+    if len(train) <= validation_limit:
+        raise EvaluationError(f"{dataset_dir} has {len(train)} train scenarios; {validation_limit} are held out "
+                              "for validation (evaluation.limit): build a larger dataset or lower the limit")
+    return train[:-validation_limit]
+
+
 async def evaluate(
     endpoint: str,
     model: str,
     dataset_dir: Path,
     judge: Judge,
+    scenarios: Sequence[Scenario],
     *,
-    split: Split = "test",
-    limit: int = 250,
+    split: str = "test",
     temperature: float = 0.0,
     rollout: RolloutSpec = RolloutSpec(),
     environment: EnvironmentSpec = EnvironmentSpec(),
     api_key: str = "EMPTY",
     progress: bool = False,
 ) -> EvalResult:
-    scenarios = select_scenarios(dataset_dir, split, limit)
-    mailbox = Mailbox(dataset_dir / schema.EMAILS_DB)
-    async with RolloutClient(endpoint, rollout, environment, mailbox, judge, api_key=api_key) as client:
-        groups = await client.run_groups(scenarios, model, 1, temperature=temperature, progress=progress)
+    """One trajectory per scenario (greedy by default); `split` labels the result."""
+    with Mailbox(dataset_dir / schema.EMAILS_DB) as mailbox:
+        async with RolloutClient(endpoint, rollout, environment, mailbox, judge, api_key=api_key) as client:
+            groups = await client.run_groups(scenarios, model, 1, temperature=temperature, progress=progress)
     trajectories = [group[0] for group in groups]
     return EvalResult(model, split, summary.summarize(trajectories), trajectories)
 

@@ -71,9 +71,9 @@ def eval_command(
     async def run() -> benchmark.EvalResult:
         judge = judges.make_judge(judge_spec)
         try:
+            scenarios = benchmark.select_scenarios(dataset_dir, split, limit)  # type: ignore[arg-type]
             return await benchmark.evaluate(
-                endpoint, model, dataset_dir, judge, split=split, limit=limit,  # type: ignore[arg-type]
-                temperature=temperature, rollout=rollout, environment=environment,
+                endpoint, model, dataset_dir, judge, scenarios, split=split, temperature=temperature, rollout=rollout, environment=environment,
                 api_key=os.environ.get(api_key_env, "EMPTY"), progress=not no_progress,
             )
         finally:

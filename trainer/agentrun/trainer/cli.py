@@ -11,7 +11,7 @@ import click
 from agentrun import storage
 from agentrun.mailbox.schema import MailboxError
 from agentrun.models import loading
-from agentrun.trainer import curriculum, demonstrations
+from agentrun.trainer import demonstrations
 from agentrun.trainer import sft as fine_tuning
 
 TINY = "builtin:tiny"
@@ -78,16 +78,10 @@ def sft(
         else:
             assert dataset_dir is not None
             shown = demonstrations.oracle(dataset_dir, "train", limit=limit, seed=seed)
-        pools = curriculum.string_pools(dataset_dir) if settings.curriculum_steps and dataset_dir is not None else None
-        tokenizer = loading.load_tokenizer(base, root)
-        model = loading.load_model(base, root)
-        if lora:
-            model = fine_tuning.add_lora(model)
-        report = fine_tuning.run_sft(model, tokenizer, shown, settings, curriculum_pools=pools)
+        report = fine_tuning.fine_tune(base, root, shown, settings, out, dataset_dir=dataset_dir, lora=lora)
     except (demonstrations.DemonstrationError, fine_tuning.SFTError, loading.UnknownBaseModel, MailboxError) as error:
         raise click.ClickException(str(error)) from None
     except OSError as error:  # from_pretrained: no such directory or hub id
         raise click.ClickException(f"cannot load base model {base!r}: {error}") from None
-    fine_tuning.save(model, tokenizer, out, base, lora)
     click.echo(json.dumps(report.phases, indent=2))
     click.echo(f"saved {'the LoRA adapter' if lora else 'the model'} to {out}")

@@ -25,7 +25,7 @@ from peft import PeftModel
 
 from agentrun import storage
 from agentrun.rollout.client import check_served_by
-from agentrun.rollout.trajectory import Trajectory
+from agentrun.rollout.trajectory import Trajectory, write_jsonl
 from agentrun.trainer import checkpoints, grpo
 from agentrun.trainer.learner import Learner
 from agentrun.trainer.samples import build_samples
@@ -81,6 +81,7 @@ class TrainingLoop:
     def __init__(
         self, learner: Learner, base_name: str, checkpoints_dir: Path, rollouts: Rollouts, publish: Publish,
         settings: LoopSettings, reporters: Sequence[Reporter] = (),
+        trajectories_file: Callable[[int], Path] | None = None,
     ) -> None:
         if not isinstance(learner.model, PeftModel):
             raise TypeError("the learner trains a LoRA adapter: wrap the model with peft first")
@@ -91,6 +92,7 @@ class TrainingLoop:
         self.publish = publish
         self.settings = settings
         self.reporters = list(reporters)
+        self.trajectories_file = trajectories_file  # step -> where its trajectories are kept for inspection
         self.step = 0
         self.model_name = base_name  # step 0 samples from the base model (the adapter starts as a no-op)
         self.protected: set[str] = set()  # checkpoint names pruning spares (the runner's best by validation)
@@ -120,6 +122,8 @@ class TrainingLoop:
         groups = self.rollouts(step, self.model_name)
         rollout_seconds = time.perf_counter() - started
         flat = [t for group in groups for t in group]
+        if self.trajectories_file is not None:
+            write_jsonl(self.trajectories_file(step), flat)
         ok = [t for t in flat if not t.failed]
         check_served_by(ok, self.model_name)
         failed = len(flat) - len(ok)

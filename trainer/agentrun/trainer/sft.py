@@ -23,6 +23,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
 from agentrun import storage
+from agentrun.models import loading
 from agentrun.trainer import checkpoints, curriculum, demonstrations, masking
 from agentrun.trainer.masking import Encoded
 
@@ -238,14 +239,32 @@ def _copy_batches(
         yield [masking.encode(tokenizer, curriculum.copy_row(pools, rng)) for _ in range(size)]
 
 
-def add_lora(model: PreTrainedModel, rank: int = 16) -> PreTrainedModel:
-    """Wrap the model with a LoRA adapter on every linear layer (what vLLM's --max-lora-rank serves)."""
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
+def add_lora(
+    model: PreTrainedModel, rank: int = 16, alpha: int | None = None, dropout: float = 0.0,
+    target_modules: list[str] | str = "all-linear",
+) -> PreTrainedModel:
+    """Wrap the model with a LoRA adapter (every linear layer of the blocks by default; alpha 2 x rank)."""
+    config = LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=dropout, target_modules=target_modules,
                         task_type="CAUSAL_LM")
     with warnings.catch_warnings():
         # peft 0.21 still reads `is_gradient_checkpointing`, which transformers 5 deprecates; harmless.
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         return get_peft_model(model, config)  # type: ignore[return-value]
+
+
+def fine_tune(
+    base: str, root: Path, shown: Sequence[demonstrations.Demonstration], settings: SFTSettings, out: Path, *,
+    dataset_dir: Path | None = None, lora: bool = False,
+) -> Report:
+    """Load `base`, train it (the curriculum's strings come from `dataset_dir`) and save it to `out`."""
+    pools = curriculum.string_pools(dataset_dir) if settings.curriculum_steps and dataset_dir is not None else None
+    tokenizer = loading.load_tokenizer(base, root)
+    model = loading.load_model(base, root)
+    if lora:
+        model = add_lora(model)
+    report = run_sft(model, tokenizer, shown, settings, curriculum_pools=pools)
+    save(model, tokenizer, out, base, lora)
+    return report
 
 
 def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path, base: str, lora: bool) -> None:

@@ -1,0 +1,67 @@
+"""agentrun's own Prometheus series (DESIGN §6): one registry of names, used by the local runner, the
+learner and evaluator pods, and (later) the operator. Every series carries `namespace` and `run`.
+
+The embedded model server exports vLLM's `vllm:*` names instead (agentrun.serving.metrics), since
+dashboards written for vLLM must read it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+LABELS = ("namespace", "run")
+
+
+class RunMetrics:
+    """The learner's and evaluator's series for one run."""
+
+    def __init__(self, namespace: str, run: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.labels = {"namespace": namespace, "run": run}
+
+        def gauge(name: str, doc: str, *extra: str) -> Gauge:
+            return Gauge(f"agentrun_{name}", doc, [*LABELS, *extra], registry=self.registry)
+
+        self.step = gauge("learner_step", "Last completed optimizer step.")
+        self.reward_mean = gauge("learner_reward_mean", "Mean reward of the step's rollouts.")
+        self.reward_std = gauge("learner_reward_std", "Standard deviation of the step's rollout rewards.")
+        self.loss = gauge("learner_loss", "GRPO loss of the step.")
+        self.kl = gauge("learner_kl", "Mean per-token KL to the base model (0 when the penalty is off).")
+        self.grad_norm = gauge("learner_grad_norm", "Gradient norm before clipping.")
+        self.tokens_per_second = gauge("learner_trained_tokens_per_second", "Trained tokens per second of update.")
+        self.zero_variance = gauge("learner_zero_variance_group_fraction", "Groups dropped for equal rewards.")
+        self.phase_seconds = gauge("learner_step_phase_seconds", "Seconds of the step's phases.", "phase")
+        self.rollout_errors = Counter("agentrun_learner_rollout_errors", "Failed rollout trajectories.",
+                                      [*LABELS, "kind"], registry=self.registry)
+        self.eval_accuracy = gauge("eval_answer_accuracy", "Answer accuracy of an evaluation.", "split", "step")
+        self.eval_sources = gauge("eval_sources_accuracy", "Sources accuracy of an evaluation.", "split", "step")
+        self.eval_reward = gauge("eval_reward_mean", "Mean reward of an evaluation.", "split", "step")
+        self.eval_turns = gauge("eval_turns_mean", "Mean turns per question of an evaluation.", "split", "step")
+        self.eval_latency = gauge("eval_latency_p50_seconds", "Median seconds per question.", "split", "step")
+
+    def record_step(self, values: Mapping[str, float], errors: Mapping[str, int]) -> None:
+        """Set the learner gauges from a step's record (`StepRecord.as_metrics()`)."""
+        labels = self.labels
+        self.step.labels(**labels).set(values["step"])
+        self.reward_mean.labels(**labels).set(values["reward_mean"])
+        self.reward_std.labels(**labels).set(values["reward_std"])
+        self.loss.labels(**labels).set(values["loss"])
+        self.kl.labels(**labels).set(values["kl"])
+        self.grad_norm.labels(**labels).set(values["grad_norm"])
+        self.tokens_per_second.labels(**labels).set(values["tokens_per_second"])
+        self.zero_variance.labels(**labels).set(values["zero_variance_groups"])
+        for phase in ("rollout", "train", "save"):
+            self.phase_seconds.labels(**labels, phase=phase).set(values[f"{phase}_seconds"])
+        for kind, count in errors.items():
+            self.rollout_errors.labels(**labels, kind=kind).inc(count)
+
+    def record_eval(self, split: str, step: int, values: Mapping[str, float]) -> None:
+        """Set the evaluator gauges from an evaluation summary (`EvalSummary.as_dict()`)."""
+        labels = {**self.labels, "split": split, "step": str(step)}
+        self.eval_accuracy.labels(**labels).set(values["answer_accuracy"])
+        self.eval_sources.labels(**labels).set(values["sources_accuracy"])
+        self.eval_reward.labels(**labels).set(values["mean_reward"])
+        self.eval_turns.labels(**labels).set(values["mean_turns"])
+        self.eval_latency.labels(**labels).set(values["latency_p50_seconds"])

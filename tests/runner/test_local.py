@@ -1,0 +1,75 @@
+"""`agentrun run` end to end on this machine: a child `agentrun serve`, real HTTP, GRPO steps, checkpoints,
+evaluations, resume, and errors before any compute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+import yaml  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from agentrun.cli.main import cli  # noqa: E402
+from agentrun.trainer import checkpoints  # noqa: E402
+
+
+def manifest(tmp_path: Path, base: str, **training: object) -> Path:
+    spec = {
+        "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun", "metadata": {"name": "tiny-run"},
+        "spec": {
+            "model": {"base": base},
+            "dataset": {"name": "small", "emails": 1000},
+            "environment": {"maxTurns": 2, "maxNewTokens": 24},
+            "training": {"steps": 2, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 1, **training},
+            "rollout": {"concurrency": 4},
+            "evaluation": {"everySteps": 1, "limit": 3},
+            "storage": {"localDir": str(tmp_path / "root")},
+        },
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> None:
+    path = manifest(tmp_path, str(tiny_dir))
+    result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "test split, 3 questions: starting policy -> step 2" in result.output
+    run_dir = tmp_path / "root" / "runs" / "tiny-run"
+    assert [step for step, _ in checkpoints.complete_checkpoints(run_dir / "checkpoints")] == [1, 2]
+    adapter = json.loads((run_dir / "checkpoints" / "step-000002" / checkpoints.ADAPTER_CONFIG).read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_dir)  # the served base name: the resolver's check
+    evals = sorted(p.name for p in (run_dir / "evals").iterdir())
+    assert evals == ["step-000000-test.json", "step-000000-validation.json", "step-000001-validation.json",
+                     "step-000002-test.json", "step-000002-validation.json"]
+    assert json.loads((run_dir / "evals" / "step-000002-test.json").read_text())["model"] == "step-000002"
+    assert (run_dir / "trajectories" / "step-000002.jsonl.gz").is_file()
+
+    again = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])  # resumes at step 2: nothing left
+    assert again.exit_code == 0, again.output
+    assert "evaluating" not in again.output  # every evaluation is on disk already
+
+    changed = manifest(tmp_path, str(tiny_dir), steps=3, learningRate=1e-3)
+    refused = CliRunner().invoke(cli, ["run", str(changed), "--no-progress"])
+    assert refused.exit_code == 1 and "with a different spec" in refused.output
+
+
+def test_a_missing_base_model_fails_before_any_compute(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", str(manifest(tmp_path, str(tmp_path / "no-such-model"))), "--no-progress"])
+    assert result.exit_code == 1
+    assert "model.base" in result.output and "no-such-model" in result.output
+    assert not (tmp_path / "root").exists()  # not even the dataset was built
+
+
+def test_a_missing_maildir_fails_with_the_field_named(tmp_path: Path) -> None:
+    path = manifest(tmp_path, "builtin:tiny")
+    spec = yaml.safe_load(path.read_text())
+    spec["spec"]["dataset"] = {"name": "mine", "source": "maildir", "maildirPath": str(tmp_path / "maildir")}
+    path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 1 and "dataset.maildirPath" in result.output

@@ -1,0 +1,40 @@
+"""`agentrun run FILE`: train an AgentTrainingRun on this machine (see agentrun.runner.local)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agentrun.spec.loading import SpecError, load_run
+
+
+@click.command("run")
+@click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Serve the run's Prometheus metrics on 127.0.0.1:PORT (0: do not serve).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+def run(manifest: Path, metrics_port: int, no_progress: bool) -> None:
+    """Train the AgentTrainingRun in MANIFEST locally: the embedded model server instead of vLLM, plain
+    torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC.
+
+    Prepares the dataset (and for builtin:tiny its SFT bootstrap, once), serves the base model, runs
+    GRPO steps with a validation evaluation every evaluation.everySteps, and finally compares the last
+    checkpoint with the starting policy on the test split. Ctrl-C keeps every complete checkpoint; the
+    same command resumes from the newest.
+    """
+    from agentrun.evaluator import benchmark
+    from agentrun.runner import local
+
+    try:
+        training_run = load_run(manifest)
+    except SpecError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        outcome = local.LocalRunner(training_run, progress=not no_progress, metrics_port=metrics_port).execute()
+    except (local.RunError, benchmark.EvaluationError) as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: every complete checkpoint is kept; run the same command to "
+                                   "resume from the newest") from None
+    click.echo(local.render_outcome(outcome, training_run.spec.evaluation.final_split))

@@ -1,0 +1,256 @@
+"""`agentrun run FILE`: an AgentTrainingRun on this machine, with the embedded server in place of vLLM,
+plain torch in place of DeepSpeed and a directory in place of the PVC (DESIGN §1).
+
+    prepare   the dataset; for builtin:tiny, the tiny model and its SFT bootstrap (cached under models/)
+    serve     `agentrun serve` as a child process, its resolver pointed at the run's checkpoints
+    evaluate  the starting policy on the validation scenarios (held-out train questions)
+    loop      GRPO steps (agentrun.trainer.loop), a validation evaluation every `every_steps`
+    finish    the final checkpoint and the starting policy on the test split, side by side
+
+Everything a step produces is written atomically, so Ctrl-C loses at most the step in flight, and the
+same command resumes from the newest complete checkpoint. Progress goes to `Reporter`s: the progress
+bar and Prometheus gauges here, the operator's status reporter in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from prometheus_client import start_http_server
+from tqdm import tqdm
+from transformers import AutoConfig
+
+from agentrun import background, storage
+from agentrun.environment import judge as judges
+from agentrun.evaluator import benchmark, summary
+from agentrun.mailbox import build, schema
+from agentrun.mailbox.records import Scenario
+from agentrun.metrics import RunMetrics
+from agentrun.models import loading
+from agentrun.rollout.adapters import AdapterPublisher
+from agentrun.rollout.driver import RolloutDriver
+from agentrun.spec.models import AgentTrainingRun, DatasetSource
+from agentrun.trainer import demonstrations, sft
+from agentrun.trainer.learner import Learner, LearnerSettings
+from agentrun.trainer.loop import LoopSettings, StepRecord, TrainingLoop
+
+TINY = "builtin:tiny"
+VALIDATION = "validation"
+SERVER_START_SECONDS = 600  # loading a real base model from disk can take minutes
+
+
+class RunError(Exception):
+    """The run cannot start: a missing path, a spec that changed under an existing run."""
+
+
+class Reporter(Protocol):
+    def step_done(self, record: StepRecord) -> None: ...
+
+    def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None: ...
+
+
+class MetricsReporter:
+    """Prometheus gauges of the run, served on `port` (0: the gauges are kept but not served)."""
+
+    def __init__(self, run: str, port: int) -> None:
+        self.metrics = RunMetrics("local", run)
+        if port:
+            start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
+
+    def step_done(self, record: StepRecord) -> None:
+        self.metrics.record_step(record.as_metrics(), {"failed": record.failed_trajectories})
+
+    def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None:
+        self.metrics.record_eval(split, step, result.as_dict())  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the run did, for the final summary."""
+
+    run_dir: Path
+    steps: int
+    start: summary.EvalSummary  # the starting policy on the final split
+    end: summary.EvalSummary  # the last checkpoint on the final split
+    best: str | None  # the checkpoint with the best validation reward
+
+
+def prepare_dataset(run: AgentTrainingRun, layout: storage.Layout, progress: bool) -> Path:
+    spec = run.spec.dataset
+    directory = layout.dataset_dir(spec.name)
+    if (directory / schema.EMAILS_DB).is_file() and storage.scenarios_file(directory).is_file():
+        return directory
+    if spec.source == DatasetSource.MAILDIR and not Path(spec.maildir_path or "").is_dir():
+        raise RunError(f"dataset.maildirPath {spec.maildir_path!r} is not a directory")
+    build.build(spec.source.value, directory, seed=spec.seed, emails=spec.emails,  # type: ignore[arg-type]
+                emails_dataset=spec.emails_dataset, questions_dataset=spec.questions_dataset,
+                maildir_path=Path(spec.maildir_path) if spec.maildir_path else None, progress=progress)
+    return directory
+
+
+def check_base(run: AgentTrainingRun, layout: storage.Layout) -> None:
+    """Fail before any compute on a typo in a path, or an id missing from an offline cache."""
+    base = run.spec.model.base
+    if base == TINY:
+        return
+    try:
+        AutoConfig.from_pretrained(loading.resolve_model(base, layout.root), revision=run.spec.model.revision)
+    except OSError as error:
+        raise RunError(f"model.base {base!r} cannot be loaded: {error}") from None
+
+
+def prepare_base(run: AgentTrainingRun, layout: storage.Layout, dataset_dir: Path, progress: bool) -> str:
+    """The base model as the server names it. builtin:tiny is first bootstrapped (curriculum, language
+    phase, SFT on the oracle's demonstrations) into models/tiny-sft-<dataset>, once."""
+    base = run.spec.model.base
+    if base != TINY:
+        return base
+    bootstrapped = layout.model_dir(f"tiny-sft-{run.spec.dataset.name}")
+    if not (bootstrapped / "config.json").is_file():  # complete or absent: saved atomically
+        tqdm.write(f"bootstrapping {TINY} on {dataset_dir.name}: once, cached in {bootstrapped}")
+        settings = dataclasses.replace(sft.TINY_BOOTSTRAP, progress=progress)
+        shown = demonstrations.oracle(dataset_dir, "train", seed=settings.seed)
+        sft.fine_tune(TINY, layout.root, shown, settings, bootstrapped, dataset_dir=dataset_dir)
+    return str(bootstrapped.resolve())
+
+
+def record_spec(run: AgentTrainingRun, layout: storage.Layout) -> None:
+    """Write run.json, or check that an existing run was started with the same spec (a resume)."""
+    path = layout.run_json(run.metadata.name)
+    current = run.model_dump(mode="json", by_alias=True)
+    if path.is_file():
+        if json.loads(path.read_text()) != current:
+            raise RunError(f"run {run.metadata.name!r} exists in {path.parent} with a different spec: give the "
+                           "new run another metadata.name, or delete that directory to start over")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(current, indent=2))
+    staging.replace(path)
+
+
+def best_checkpoint(layout: storage.Layout, run: str) -> str | None:
+    """The checkpoint with the highest mean reward among the run's validation evaluations."""
+    best: tuple[float, str] | None = None
+    for path in sorted((layout.run_dir(run) / "evals").glob(f"step-*-{VALIDATION}.json")):
+        result = json.loads(path.read_text())
+        if result["model"].startswith("step-") and (best is None or result["summary"]["mean_reward"] > best[0]):
+            best = (result["summary"]["mean_reward"], result["model"])
+    return best[1] if best else None
+
+
+class LocalRunner:
+    def __init__(self, run: AgentTrainingRun, *, progress: bool = True, metrics_port: int = 0) -> None:
+        self.run = run
+        self.spec = run.spec
+        self.name = run.metadata.name
+        self.layout = storage.Layout(Path(run.spec.storage.local_dir))
+        self.progress = progress
+        self.reporters: list[Reporter] = [MetricsReporter(self.name, metrics_port)]
+
+    def execute(self) -> Outcome:
+        check_base(self.run, self.layout)
+        dataset_dir = prepare_dataset(self.run, self.layout, self.progress)
+        base = prepare_base(self.run, self.layout, dataset_dir, self.progress)
+        record_spec(self.run, self.layout)
+        checkpoints_dir = self.layout.checkpoints_dir(self.name)
+        checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        server_args = ["--model", base, "--adapters-dir", str(checkpoints_dir), "--cache-root", str(self.layout.root),
+                       "--log-level", "warning"]
+        server = background.ProcessServer("agentrun.serving.cli", server_args)
+        server.start(timeout=SERVER_START_SECONDS)
+        publisher = AdapterPublisher(server.base_url)
+        try:
+            return self._train(server.base_url, dataset_dir, base, checkpoints_dir, publisher)
+        finally:
+            publisher.close()
+            server.stop()
+
+    def _train(self, endpoint: str, dataset_dir: Path, base: str, checkpoints_dir: Path,
+               publisher: AdapterPublisher) -> Outcome:
+        training, evaluation = self.spec.training, self.spec.evaluation
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # bf16 on a CPU without native support is emulated and several times slower than float32.
+        dtype = getattr(torch, self.spec.model.dtype) if device == "cuda" and self.spec.model.dtype != "auto" \
+            else torch.float32
+        model = sft.add_lora(loading.load_model(base, self.layout.root, dtype=dtype), rank=training.lora.rank,
+                             alpha=training.lora.alpha, dropout=training.lora.dropout,
+                             target_modules=training.lora.target_modules)
+        tokenizer = loading.load_tokenizer(base, self.layout.root)
+        learner = Learner(model, LearnerSettings.from_spec(training, self.spec.learner, device),
+                          pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        driver = RolloutDriver(
+            endpoint, dataset_dir, benchmark.training_scenarios(dataset_dir, evaluation.limit), self.spec.reward.judge,
+            per_step=training.scenarios_per_step, group_size=training.group_size, seed=training.seed,
+            rollout=self.spec.rollout, environment=self.spec.environment,
+        )
+        settings = LoopSettings(steps=training.steps, scale_rewards_by_std=training.scale_rewards_by_std,
+                                checkpoint_every=training.checkpoint_every)
+        loop = TrainingLoop(learner, base, checkpoints_dir, driver, publisher, settings, reporters=self.reporters,
+                            trajectories_file=lambda step: self.layout.trajectories(self.name, step))
+        start = loop.resume()
+        validation = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
+        self._evaluate(endpoint, dataset_dir, loop.model_name, start, VALIDATION, validation)
+        bar = tqdm(total=training.steps, initial=start, desc=f"{self.name} GRPO", unit="step",
+                   disable=not self.progress)
+        with bar:
+            while loop.step < training.steps:
+                record = loop.run_step()
+                bar.update()
+                bar.set_postfix(reward=f"{record.reward_mean:.3f}", correct=f"{record.answer_accuracy:.0%}",
+                                dropped=f"{record.zero_variance_groups:.0%}")
+                due = evaluation.every_steps and loop.step % evaluation.every_steps == 0
+                if due or loop.step == training.steps:
+                    self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, VALIDATION, validation)
+                    best = best_checkpoint(self.layout, self.name)
+                    loop.protected = {best} if best else set()
+        final = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
+        start_result = self._evaluate(endpoint, dataset_dir, base, 0, evaluation.final_split, final)
+        end_result = self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, evaluation.final_split, final)
+        return Outcome(self.layout.run_dir(self.name), loop.step, start_result, end_result,
+                       best_checkpoint(self.layout, self.name))
+
+    def _evaluate(self, endpoint: str, dataset_dir: Path, model: str, step: int, split: str,
+                  scenarios: list[Scenario]) -> summary.EvalSummary:
+        """Evaluate `model` unless this step's result for `split` exists (a resumed run)."""
+        path = self.layout.eval_result(self.name, step, split)
+        if path.is_file():
+            return summary.EvalSummary(**json.loads(path.read_text())["summary"])
+        evaluation = self.spec.evaluation
+
+        async def run() -> benchmark.EvalResult:
+            judge = judges.make_judge(self.spec.reward.judge)
+            try:
+                return await benchmark.evaluate(
+                    endpoint, model, dataset_dir, judge, scenarios, split=split, temperature=evaluation.temperature,
+                    rollout=self.spec.rollout, environment=self.spec.environment,
+                )
+            finally:
+                if isinstance(judge, judges.LLMJudge):
+                    await judge.aclose()
+
+        tqdm.write(f"evaluating {model} on {len(scenarios)} {split} questions")
+        result = asyncio.run(run())
+        benchmark.write_result(path, result)
+        for reporter in self.reporters:
+            reporter.evaluated(split, step, result.summary)
+        return result.summary
+
+
+def render_outcome(outcome: Outcome, split: str) -> str:
+    """The final summary: the starting policy against the last checkpoint on the held-out split."""
+    rows = [("answer accuracy", "answer_accuracy", "{:.1%}"), ("sources accuracy", "sources_accuracy", "{:.1%}"),
+            ("mean reward", "mean_reward", "{:.3f}"), ("mean turns", "mean_turns", "{:.2f}")]
+    lines = [f"{split} split, {outcome.end.questions} questions: starting policy -> step {outcome.steps}"]
+    for label, key, fmt in rows:
+        before, after = getattr(outcome.start, key), getattr(outcome.end, key)
+        lines.append(f"  {label:<17} {fmt.format(before):>8} -> {fmt.format(after):>8}")
+    lines.append(f"best checkpoint by validation reward: {outcome.best or 'none evaluated'}")
+    lines.append(f"run directory: {outcome.run_dir} (checkpoints/, evals/, run.json)")
+    return "\n".join(lines)
