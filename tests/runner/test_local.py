@@ -50,6 +50,18 @@ def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> N
     assert json.loads((run_dir / "evals" / "step-000002-test.json").read_text())["model"] == "step-000002"
     assert (run_dir / "trajectories" / "step-000002.jsonl.gz").is_file()
 
+    compared = CliRunner().invoke(cli, ["compare", str(run_dir), "--plot", str(tmp_path / "plot.png")])
+    assert compared.exit_code == 0, compared.output
+    assert compared.output.count("validation") == 3 and "step-000002" in compared.output
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    checkpoint = run_dir / "checkpoints" / "step-000001"
+    dataset = tmp_path / "root" / "datasets" / "small"
+    served = CliRunner().invoke(cli, ["eval", "--checkpoint", str(checkpoint), "--dataset", str(dataset), "--limit",
+                                      "2", "--max-turns", "2", "--max-new-tokens", "24", "--no-progress"])
+    assert served.exit_code == 0, served.output
+    assert f"step-000001 on {dataset} (test, 2 questions)" in served.output
+
     again = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])  # resumes at step 2: nothing left
     assert again.exit_code == 0, again.output
     assert "evaluating" not in again.output  # every evaluation is on disk already

@@ -15,6 +15,7 @@ from agentrun.cli import data, scripted, validate
 
 # command name -> "module:attribute" of a click command defined by a part that may need torch.
 LAZY_COMMANDS = {
+    "compare": "agentrun.evaluator.cli:compare_command",
     "eval": "agentrun.evaluator.cli:eval_command",
     "model": "agentrun.models.cli:model",
     "run": "agentrun.runner.cli:run",

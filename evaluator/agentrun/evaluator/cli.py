@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from agentrun import background
 from agentrun.environment import judge as judges
-from agentrun.evaluator import benchmark, summary
+from agentrun.evaluator import benchmark, compare, summary
 from agentrun.mailbox.schema import MailboxError
 from agentrun.rollout import health
 from agentrun.spec.models import EnvironmentSpec, JudgeKind, JudgeSpec, RolloutSpec
 
 
 @click.command("eval")
-@click.option("--endpoint", required=True, help="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--model", required=True, help="Model name to request: a base model, an adapter (step-000042), ...")
+@click.option("--endpoint", help="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--model", help="Model name to request: a base model, an adapter (step-000042), ...")
+@click.option("--checkpoint", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Instead of --endpoint/--model: a run's checkpoint directory, served for this evaluation by "
+                   "`agentrun serve` on the base model its adapter_config.json names.")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
               help="Dataset directory holding emails.db and scenarios.parquet (see `agentrun data build`).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
@@ -44,7 +51,7 @@ from agentrun.spec.models import EnvironmentSpec, JudgeKind, JudgeSpec, RolloutS
               help="Seconds to wait for the endpoint's /health before starting.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def eval_command(
-    endpoint: str, model: str, dataset_dir: Path, split: str, limit: int, temperature: float, concurrency: int,
+    endpoint: str | None, model: str | None, checkpoint: Path | None, dataset_dir: Path, split: str, limit: int, temperature: float, concurrency: int,
     max_turns: int, max_new_tokens: int, request_timeout: float, api_key_env: str, judge_kind: str,
     judge_endpoint: str | None, judge_model: str | None, judge_api_key_env: str, out: Path | None,
     wait_seconds: float, no_progress: bool,
@@ -55,6 +62,15 @@ def eval_command(
     accuracy, sources accuracy, mean reward, mean turns, latency percentiles and outcomes by kind.
     Exits with status 1 if every question failed for infrastructure reasons.
     """
+    if checkpoint is not None:
+        if endpoint or model:
+            raise click.UsageError("--checkpoint starts its own server: leave out --endpoint and --model")
+        with checkpoint_server(checkpoint) as (endpoint, model):
+            ctx = click.get_current_context()
+            ctx.invoke(eval_command, **{**ctx.params, "checkpoint": None, "endpoint": endpoint, "model": model})
+        return
+    if not (endpoint and model):
+        raise click.UsageError("pass --endpoint and --model, or --checkpoint DIR")
     try:
         judge_spec = JudgeSpec(kind=JudgeKind(judge_kind), endpoint=judge_endpoint, model=judge_model,
                                api_key_env=judge_api_key_env)
@@ -91,3 +107,36 @@ def eval_command(
     if result.summary.failed == result.summary.questions:
         first = next(t.exception for t in result.trajectories if t.exception)
         raise click.ClickException(f"every question failed; first error: {first}")
+
+
+@contextlib.contextmanager
+def checkpoint_server(checkpoint: Path) -> Iterator[tuple[str, str]]:
+    """`agentrun serve` for a checkpoint: its base from adapter_config.json, its parent as the resolver's
+    directory; yields (endpoint, model name)."""
+    try:
+        base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError):
+        raise click.ClickException(f"{checkpoint} is not a LoRA checkpoint: no adapter_config.json naming its base "
+                                   "model (base_model_name_or_path)") from None
+    server = background.ProcessServer("agentrun.serving.cli", ["--model", base, "--adapters-dir",
+                                                              str(checkpoint.resolve().parent), "--log-level", "warning"])
+    server.start(timeout=600)
+    try:
+        yield server.base_url, checkpoint.name
+    finally:
+        server.stop()
+
+
+@click.command("compare")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also draw reward and accuracy against step into this PNG.")
+def compare_command(run_dir: Path, plot_file: Path | None) -> None:
+    """Compare the evaluations of a run's checkpoints (RUN_DIR/evals/*.json), by split and step."""
+    points = compare.load_points(run_dir)
+    if not points:
+        raise click.ClickException(f"no evaluations in {run_dir / 'evals'}")
+    click.echo(compare.render_table(points))
+    if plot_file is not None:
+        compare.plot(points, plot_file, run_dir.name)
+        click.echo(f"plot: {plot_file}")
