@@ -27,7 +27,7 @@ test: venv
 	$(BIN)/pytest
 
 quickstart: venv
-	PATH=$(BIN):$$PATH scripts/quickstart.sh
+	$(BIN)/agentrun run examples/quickstart.yaml
 
 bench: venv
 	$(BIN)/python bench/mailbox.py

@@ -26,7 +26,7 @@ def test_builtin_tiny_is_built_once_and_cached(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(tiny, "build_tiny", counting_build)
     first = loading.resolve_model("builtin:tiny", tmp_path)
     second = loading.resolve_model("builtin:tiny", tmp_path)
-    assert first == second == storage.Layout(tmp_path).model_dir("tiny-qwen3")
+    assert first == second == storage.Layout(tmp_path).model_dir(loading.BUILTINS["tiny"])
     assert builds == [first]
     assert isinstance(loading.load_model("builtin:tiny", tmp_path), Qwen3ForCausalLM)
     assert loading.load_tokenizer("builtin:tiny", tmp_path).chat_template

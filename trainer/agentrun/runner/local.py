@@ -70,6 +70,21 @@ class MetricsReporter:
         self.metrics.record_eval(split, step, result.as_dict())  # type: ignore[arg-type]
 
 
+class StepLog:
+    """runs/<run>/steps.jsonl: one line per completed step (rewards, losses, phase timings)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def step_done(self, record: StepRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(dataclasses.asdict(record)) + "\n")
+
+    def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None:
+        """Evaluations have their own files under evals/."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the run did, for the final summary."""
@@ -152,7 +167,8 @@ class LocalRunner:
         self.name = run.metadata.name
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
         self.progress = progress
-        self.reporters: list[Reporter] = [MetricsReporter(self.name, metrics_port)]
+        self.reporters: list[Reporter] = [MetricsReporter(self.name, metrics_port),
+                                          StepLog(self.layout.run_dir(self.name) / "steps.jsonl")]
 
     def execute(self) -> Outcome:
         check_base(self.run, self.layout)

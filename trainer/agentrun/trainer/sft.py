@@ -47,6 +47,7 @@ class SFTSettings:
     precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 where the CPU has it natively
     device: str = "cpu"  # torch device to train on ("cuda" where there is one)
     log_every: int = 25  # steps between loss lines (0: none)
+    time_budget_seconds: float | None = None  # stop SFT proper after this long (equal-compute comparisons)
     progress: bool = True  # a tqdm bar per phase
 
 
@@ -69,6 +70,7 @@ class Phase:
     batch_size: int  # conversations per step
     lr: float  # peak learning rate, reached after warmup, then cosine decay towards 0
     warmup_steps: int = 20  # linear warmup: Adam's moment estimates are noisy for the first steps
+    time_budget_seconds: float | None = None  # stop early after this long (the schedule is then cut short)
 
 
 @dataclass
@@ -165,6 +167,8 @@ def train_phase(
     log_every = settings.log_every
     bar = tqdm(range(phase.steps), desc=phase.name, disable=not settings.progress, unit="step")
     for step in bar:
+        if phase.time_budget_seconds is not None and time.perf_counter() - started > phase.time_budget_seconds:
+            break
         batch = {name: tensor.to(settings.device) for name, tensor in batch_tensors(next(batches), pad_id).items()}
         with autocast(settings.precision, settings.device):
             loss = model(**batch).loss  # mean cross-entropy over the trained (assistant) tokens
@@ -219,7 +223,8 @@ def run_sft(
         phase = Phase("language", settings.language_steps, settings.batch_size, settings.lr)
         language_rows = length_grouped(random_batches(every_token(fitting), phase.batch_size, rng), rng)
         train_phase(model, language_rows, phase, pad_id, report, settings)
-    phase = Phase("sft", settings.steps, settings.batch_size, settings.lr)
+    phase = Phase("sft", settings.steps, settings.batch_size, settings.lr,
+                  time_budget_seconds=settings.time_budget_seconds)
     shown_rows = length_grouped(random_batches(fitting, phase.batch_size, rng), rng)
     train_phase(model, shown_rows, phase, pad_id, report, settings)
     report.phases["sft"]["demonstrations"] = len(fitting)
