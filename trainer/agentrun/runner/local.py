@@ -38,7 +38,7 @@ from agentrun.rollout.driver import RolloutDriver
 from agentrun.spec.models import AgentTrainingRun, DatasetSource
 from agentrun.trainer import demonstrations, sft
 from agentrun.trainer.learner import Learner, LearnerSettings
-from agentrun.trainer.loop import LoopSettings, StepRecord, TrainingLoop
+from agentrun.trainer.loop import LoopSettings, StepRecord, StepReporter, TrainingLoop
 
 TINY = "builtin:tiny"
 VALIDATION = "validation"
@@ -49,8 +49,8 @@ class RunError(Exception):
     """The run cannot start: a missing path, a spec that changed under an existing run."""
 
 
-class Reporter(Protocol):
-    def step_done(self, record: StepRecord) -> None: ...
+class Reporter(StepReporter, Protocol):
+    """The loop's reporter, told of evaluations too."""
 
     def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None: ...
 

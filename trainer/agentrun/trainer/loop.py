@@ -62,7 +62,7 @@ class StepRecord:
         return {k: float(v) for k, v in asdict(self).items() if isinstance(v, int | float)}
 
 
-class Reporter(Protocol):
+class StepReporter(Protocol):
     """Where progress goes: the local runner's progress bar and metrics, the operator's status later."""
 
     def step_done(self, record: StepRecord) -> None: ...
@@ -80,7 +80,7 @@ class LoopSettings:
 class TrainingLoop:
     def __init__(
         self, learner: Learner, base_name: str, checkpoints_dir: Path, rollouts: Rollouts, publish: Publish,
-        settings: LoopSettings, reporters: Sequence[Reporter] = (),
+        settings: LoopSettings, reporters: Sequence[StepReporter] = (),
         trajectories_file: Callable[[int], Path] | None = None,
     ) -> None:
         if not isinstance(learner.model, PeftModel):
