@@ -93,10 +93,6 @@ def restore(model: PeftModel, directory: Path) -> TrainerState:
                         metrics=saved.get("metrics", {}))
 
 
-def read_metrics(directory: Path) -> dict[str, float]:
-    return dict(torch.load(directory / TRAINER_STATE, weights_only=True).get("metrics", {}))
-
-
 def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collection[str] = ()) -> list[Path]:
     """Delete complete checkpoints except the newest `keep_last`, those at multiples of `keep_every`,
     and those named in `keep` (the best by validation reward); returns what was deleted."""
