@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 from agentrun.trainer import grpo, sft  # noqa: E402
-from agentrun.trainer.learner import Learner, LearnerSettings, micro_batches  # noqa: E402
+from agentrun.trainer.learner import Learner, LearnerSettings, micro_batches, shard  # noqa: E402
 from agentrun.trainer.logprobs import selected_logprobs  # noqa: E402
 from agentrun.trainer.samples import Sample  # noqa: E402
 
-from .conftest import GOOD, PROMPT  # noqa: E402
+from .toys import GOOD, PROMPT  # noqa: E402
 
 
 def test_chunked_logprobs_and_gradients_equal_the_full_logits(tiny_dir: Path) -> None:
@@ -47,6 +47,15 @@ def test_micro_batches_stay_within_the_token_budget() -> None:
     assert sorted(len(s.ids) for b in batches for s in b) == [10, 30, 40, 60, 100, 250]
     for batch in batches:
         assert len(batch) == 1 or len(batch) * max(len(s.ids) for s in batch) <= 200
+
+
+def test_every_rank_runs_as_many_backward_passes_and_only_real_work_counts() -> None:
+    batches = [[Sample(ids=[i, i], trained=[False, True])] for i in range(5)]
+    rank0, rank1 = shard(batches, 0, 2), shard(batches, 1, 2)
+    assert [(b[0].ids[0], w) for b, w in rank0] == [(0, 1.0), (2, 1.0), (4, 1.0)]
+    assert [(b[0].ids[0], w) for b, w in rank1] == [(1, 1.0), (3, 1.0), (0, 0.0)]
+    assert [w for b, w in shard(batches[:1], 3, 4)] == [0.0]  # more ranks than micro-batches
+    assert shard(batches, 0, 1) == [(b, 1.0) for b in batches]
 
 
 def test_grpo_raises_the_reward_of_a_tiny_policy(bimodal_policy: Callable[[], torch.nn.Module]) -> None:

@@ -14,46 +14,13 @@ from peft import PeftModel  # noqa: E402
 from transformers import AutoModelForCausalLM, PreTrainedModel  # noqa: E402
 
 from agentrun.rollout.client import ServedByError  # noqa: E402
-from agentrun.rollout.trajectory import RewardRecord, Timings, Trajectory, Turn  # noqa: E402
 from agentrun.trainer import checkpoints, sft  # noqa: E402
 from agentrun.trainer.learner import Learner, LearnerSettings  # noqa: E402
 from agentrun.trainer.loop import LoopSettings, StepFailed, TrainingLoop  # noqa: E402
 
-from .conftest import GOOD, PROMPT  # noqa: E402
+from .toys import toy_rollouts  # noqa: E402
 
 BASE = "builtin:tiny"
-
-
-def toy_trajectory(model_name: str, token: int, logprob: float, scenario: int) -> Trajectory:
-    reward = float(token == GOOD)
-    return Trajectory(
-        scenario_id=scenario, question="toy", model=model_name, timings=Timings(wall_seconds=0.0),
-        turns=[Turn(prompt_messages=1, content=None, finish_reason="stop", model=model_name, latency_seconds=0.0,
-                    prompt_token_ids=PROMPT, token_ids=[token], logprobs=[logprob])],
-        answer_correct=token == GOOD,
-        reward=RewardRecord(total=reward, outcome="correct" if reward else "wrong", partial=0.0,
-                            found_right_email=False, read_right_email=False, no_invalid_read=True,
-                            sources_correct=False),
-    )
-
-
-def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failing: int = 0):  # noqa: ANN201
-    """Two groups of four one-token answers, sampled from `model` with a generator seeded by the step
-    (so a replayed step samples the same tokens from the same weights)."""
-
-    def rollouts(step: int, model_name: str) -> list[list[Trajectory]]:
-        generator = torch.Generator().manual_seed(step)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([PROMPT])).logits[0, -1].float(), -1)
-        groups = []
-        for scenario in range(2):
-            tokens = torch.multinomial(logp.exp(), 4, replacement=True, generator=generator)
-            groups.append([toy_trajectory(served_as or model_name, int(t), float(logp[t]), scenario) for t in tokens])
-        for trajectory in groups[0][:failing]:
-            trajectory.exception, trajectory.reward = "ServerError: 503", None
-        return groups
-
-    return rollouts
 
 
 def make_loop(policy: PreTrainedModel, checkpoints_dir: Path, steps: int, **rollout_options: object) -> TrainingLoop:

@@ -1,6 +1,7 @@
 """Checkpoints as DESIGN §2 fixes them: `checkpoints/step-000042/` holds a PEFT LoRA adapter that vanilla
 `PeftModel.from_pretrained` and vLLM's filesystem resolver load (its `base_model_name_or_path` is the
-served base model's name), plus `trainer_state.pt` to resume exactly (optimizer, step, RNG, metrics).
+served base model's name), plus what resuming exactly needs: `trainer_state.pt` (step, RNG, metrics) and
+the training engine's own state (the optimizer: `optimizer.pt`, or DeepSpeed's files).
 
 A directory appears whole or not at all (storage.atomic_directory); readers still check that every file
 is present, so a directory copied in by hand half-way is never picked up.
@@ -15,16 +16,14 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-from peft import PeftModel, set_peft_model_state_dict
-from safetensors.torch import load_file
+from peft import PeftModel
 
 from agentrun import storage
+from agentrun.trainer.engines import ADAPTER_WEIGHTS, TrainingEngine
 
 ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TRAINER_STATE = "trainer_state.pt"
 STEP_DIR = re.compile(r"^step-(\d{6})$")
 
@@ -32,7 +31,6 @@ STEP_DIR = re.compile(r"^step-(\d{6})$")
 @dataclass
 class TrainerState:
     step: int
-    optimizer: dict[str, Any]
     torch_rng: torch.Tensor
     metrics: dict[str, float] = field(default_factory=dict)  # of this step (reward, and validation when evaluated)
 
@@ -47,15 +45,26 @@ def write_adapter(model: PeftModel, directory: Path, base: str) -> None:
         model.save_pretrained(directory, save_embedding_layers=False)
 
 
-def save(model: PeftModel, base: str, directory: Path, state: TrainerState) -> Path:
-    """Write a checkpoint atomically; returns its directory."""
-    with storage.atomic_directory(directory) as staging:
-        write_adapter(model, staging, base)
-        torch.save(
-            {"step": state.step, "optimizer": state.optimizer, "torch_rng": state.torch_rng, "metrics": state.metrics},
-            staging / TRAINER_STATE,
-        )
+def save(model: PeftModel, base: str, directory: Path, state: TrainerState, engine: TrainingEngine) -> Path:
+    """Write a checkpoint atomically; returns its directory. Every rank of the engine calls it: rank 0
+    writes the adapter and the trainer state, every rank its share of the engine's state."""
+    if engine.rank == 0:
+        with storage.atomic_directory(directory) as staging:
+            _fill(Path(engine.broadcast(str(staging))), model, base, state, engine)
+    else:
+        _fill(Path(engine.broadcast(None)), model, base, state, engine)
     return directory
+
+
+def _fill(staging: Path, model: PeftModel, base: str, state: TrainerState, engine: TrainingEngine) -> None:
+    engine.save_state(staging)
+    with engine.full_parameters():
+        if engine.rank == 0:
+            write_adapter(model, staging, base)
+    if engine.rank == 0:
+        torch.save({"step": state.step, "torch_rng": state.torch_rng, "metrics": state.metrics},
+                   staging / TRAINER_STATE)
+    engine.barrier()  # every rank's files are in before rank 0 renames the directory into place
 
 
 def is_complete(directory: Path) -> bool:
@@ -85,12 +94,12 @@ def latest(checkpoints_dir: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def restore(model: PeftModel, directory: Path) -> TrainerState:
-    """Load the adapter weights into `model` (in place) and return the trainer state to resume from."""
-    set_peft_model_state_dict(model, load_file(directory / ADAPTER_WEIGHTS))
+def restore(directory: Path, engine: TrainingEngine) -> TrainerState:
+    """Load the adapter weights and the optimizer through `engine` (in place) and return the trainer
+    state to resume from."""
+    engine.load_state(directory)
     saved = torch.load(directory / TRAINER_STATE, weights_only=True)
-    return TrainerState(step=saved["step"], optimizer=saved["optimizer"], torch_rng=saved["torch_rng"],
-                        metrics=saved.get("metrics", {}))
+    return TrainerState(step=saved["step"], torch_rng=saved["torch_rng"], metrics=saved.get("metrics", {}))
 
 
 def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collection[str] = ()) -> list[Path]:

@@ -1,6 +1,6 @@
 """One GRPO optimizer step on a batch of samples: micro-batches by token budget, gradient accumulation,
-the loss of `grpo`, clipping, AdamW. The engine (plain torch here) owns backward and the update, so a
-distributed engine can take its place without touching the loss.
+the loss of `grpo`, clipping, AdamW. The training engine (`engines`: plain torch or DeepSpeed ZeRO) owns
+backward, the update and the processes; the loss is the same for both.
 """
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from agentrun.spec.models import LearnerSpec, TrainingSpec
 from agentrun.trainer import grpo
+from agentrun.trainer.engines import DeepSpeedEngine, TorchEngine, TrainingEngine
 from agentrun.trainer.logprobs import selected_logprobs
 from agentrun.trainer.samples import Sample
 
@@ -29,15 +31,18 @@ class LearnerSettings:
     importance_clip: float = 2.0
     micro_batch_tokens: int = 16384  # padded tokens per forward pass
     device: str = "cpu"
+    engine: Literal["torch", "deepspeed"] = "torch"
+    zero_stage: int = 2  # DeepSpeed only
 
     @classmethod
-    def from_spec(cls, training: TrainingSpec, learner: LearnerSpec, device: str = "cpu") -> LearnerSettings:
+    def from_spec(cls, training: TrainingSpec, learner: LearnerSpec, device: str = "cpu",
+                  engine: Literal["torch", "deepspeed"] = "torch") -> LearnerSettings:
         return cls(
             lr=training.learning_rate, weight_decay=training.weight_decay, max_grad_norm=training.max_grad_norm,
             eps_low=training.eps_low, eps_high=training.eps_high, kl_coef=training.kl_coef,
             importance_correction=training.importance_correction.enabled,
             importance_clip=training.importance_correction.clip, micro_batch_tokens=learner.micro_batch_tokens,
-            device=device,
+            device=device, engine=engine, zero_stage=learner.deepspeed.zero_stage,
         )
 
 
@@ -88,23 +93,18 @@ def _tensors(batch: Sequence[Sample], pad_id: int, device: str) -> dict[str, tor
     return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
-class TorchEngine:
-    """Plain torch: AdamW over the trainable (LoRA) parameters, one process, CPU or one GPU."""
+def shard(batches: Sequence[list[Sample]], rank: int, world_size: int) -> list[tuple[list[Sample], float]]:
+    """This rank's micro-batches, each with a loss weight. Every rank gets the same number of backward
+    passes (ZeRO reduces gradients inside them): a rank short of work repeats a batch with weight 0."""
+    mine = [(batch, 1.0) for batch in batches[rank::world_size]]
+    rounds = -(-len(batches) // world_size)
+    return mine + [(batches[0], 0.0)] * (rounds - len(mine))
 
-    def __init__(self, model: torch.nn.Module, settings: LearnerSettings) -> None:
-        self.model = model
-        self.settings = settings
-        self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=settings.lr, weight_decay=settings.weight_decay)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def step(self) -> float:
-        norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
+def make_engine(model: torch.nn.Module, settings: LearnerSettings) -> TrainingEngine:
+    if settings.engine == "deepspeed":
+        return DeepSpeedEngine(model, settings.lr, settings.weight_decay, settings.max_grad_norm, settings.zero_stage)
+    return TorchEngine(model, settings.lr, settings.weight_decay, settings.max_grad_norm)
 
 
 class Learner:
@@ -112,42 +112,50 @@ class Learner:
         self.model = model.to(settings.device)
         self.settings = settings
         self.pad_id = pad_id
-        self.engine = TorchEngine(self.model, settings)
+        self.engine = make_engine(self.model, settings)
 
     def step(self, samples: Sequence[Sample]) -> StepMetrics:
-        """One optimizer step on `samples`; the loss is the token-level mean over all of them."""
+        """One optimizer step on `samples` (the same list on every rank); the loss is the token-level mean
+        over all of them, whichever rank trains which micro-batch."""
         started = time.perf_counter()
-        s = self.settings
+        s, engine = self.settings, self.engine
         total = sum(sum(sample.trained[1:]) for sample in samples)
         loss_sum = kl_sum = weight_sum = 0.0
-        count = batches = 0
+        count = 0
         self.model.train()
-        for batch in micro_batches(samples, s.micro_batch_tokens):
-            batches += 1
+        batches = list(micro_batches(samples, s.micro_batch_tokens))
+        mine = shard(batches, engine.rank, engine.world_size)
+        recompute = not (s.engine == "deepspeed" and s.zero_stage == 3)  # see selected_logprobs
+        for index, (batch, weight) in enumerate(mine):
             t = _tensors(batch, self.pad_id, s.device)
-            logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])  # (N,)
+            logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
+                                     recompute=recompute)  # (N,)
             old_logp = logp.detach()  # one update per batch of rollouts: the sampling policy is this one
             advantages = t["advantage"][t["trained"]]
             token_loss = grpo.clipped_token_loss(logp, old_logp, advantages, s.eps_low, s.eps_high)
+            importance = torch.ones_like(logp)
             if s.importance_correction:
-                weights = grpo.importance_weights(old_logp, t["server"][t["trained"]], s.importance_clip)
-                token_loss = token_loss * weights
-                weight_sum += float(weights.sum())
-            else:
-                weight_sum += logp.numel()
+                importance = grpo.importance_weights(old_logp, t["server"][t["trained"]], s.importance_clip)
+                token_loss = token_loss * importance
+            kl = torch.zeros_like(logp)
             if s.kl_coef:
                 with torch.no_grad(), self.model.disable_adapter():  # the base model is the reference
                     ref_logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])
                 kl = grpo.kl_penalty(logp, ref_logp)
                 token_loss = token_loss + s.kl_coef * kl
-                kl_sum += float(kl.detach().sum())
             loss = grpo.token_mean(token_loss, torch.ones_like(token_loss), total_trained=total)
-            self.engine.backward(loss)
-            loss_sum += float(loss.detach())
-            count += logp.numel()
-        grad_norm = self.engine.step()
+            # Ranks average their gradients; scaling by the world size makes that a sum over ranks.
+            engine.backward(loss * weight * engine.world_size, last=index == len(mine) - 1)
+            if weight:
+                loss_sum += float(loss.detach())
+                kl_sum += float(kl.detach().sum())
+                weight_sum += float(importance.sum())
+                count += logp.numel()
+        grad_norm = engine.step()
         self.model.eval()
+        loss_sum, kl_sum, weight_sum, count = engine.sum_across_ranks([loss_sum, kl_sum, weight_sum, count])
         return StepMetrics(
-            loss=loss_sum, grad_norm=grad_norm, trained_tokens=count, micro_batches=batches, kl=kl_sum / max(count, 1),
+            loss=loss_sum, grad_norm=grad_norm, trained_tokens=int(count), micro_batches=len(batches),
+            kl=kl_sum / max(count, 1),
             importance_weight=weight_sum / max(count, 1), seconds=time.perf_counter() - started,
         )

@@ -28,10 +28,13 @@ def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.
 
 def selected_logprobs(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, selected: torch.Tensor,
-    chunk_tokens: int = CHUNK_TOKENS,
+    chunk_tokens: int = CHUNK_TOKENS, recompute: bool = True,
 ) -> torch.Tensor:
     """log p(input_ids[b, t] | input_ids[b, :t]) at every (b, t) where `selected` is True, in row-major
-    order. `input_ids`, `attention_mask` and `selected` are (B, T); position 0 cannot be selected."""
+    order. `input_ids`, `attention_mask` and `selected` are (B, T); position 0 cannot be selected.
+
+    `recompute=False` keeps every chunk's logits for backward instead: ZeRO-3 releases the gathered head
+    weight after the forward pass, so a recomputation in backward would see an empty partition."""
     if selected[:, 0].any():
         raise ValueError("the first token of a sequence has no prediction to score")
     lm = causal_lm(model)
@@ -42,7 +45,7 @@ def selected_logprobs(
     pieces = []
     for start in range(0, targets.numel(), chunk_tokens):
         piece = (head, predicting[start : start + chunk_tokens], targets[start : start + chunk_tokens])
-        if torch.is_grad_enabled():
+        if recompute and torch.is_grad_enabled():
             pieces.append(checkpoint(_chunk_logprobs, *piece, use_reentrant=False))
         else:
             pieces.append(_chunk_logprobs(*piece))

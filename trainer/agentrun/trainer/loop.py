@@ -9,6 +9,7 @@ Per step:
     publish  make the server use step-N; it is the current model name from now on
 The loop resumes from the newest complete checkpoint: its adapter, optimizer and RNG, and its step (the
 rollout driver derives each step's scenarios and seeds from the step, so a resumed run replays exactly).
+With several learner processes (DeepSpeed), rank 0 samples, publishes and reports; every rank trains.
 """
 
 from __future__ import annotations
@@ -99,14 +100,15 @@ class TrainingLoop:
 
     def resume(self) -> int:
         """Continue from the newest complete checkpoint, if any; returns the step it reached."""
-        directory = checkpoints.latest(self.checkpoints_dir)
+        engine = self.learner.engine
+        directory = engine.broadcast(checkpoints.latest(self.checkpoints_dir))
         if directory is None:
             return 0
-        state = checkpoints.restore(self.learner.model, directory)  # type: ignore[arg-type]
-        self.learner.engine.optimizer.load_state_dict(state.optimizer)
+        state = checkpoints.restore(directory, engine)
         torch.set_rng_state(state.torch_rng)
         self.step = state.step
-        self.publish(directory.name, directory)
+        if engine.rank == 0:
+            self.publish(directory.name, directory)
         self.model_name = directory.name
         return self.step
 
@@ -118,11 +120,13 @@ class TrainingLoop:
 
     def run_step(self) -> StepRecord:
         step = self.step + 1
+        engine = self.learner.engine
+        leader = engine.rank == 0
         started = time.perf_counter()
-        groups = self.rollouts(step, self.model_name)
+        groups = engine.broadcast(self.rollouts(step, self.model_name) if leader else None)
         rollout_seconds = time.perf_counter() - started
         flat = [t for group in groups for t in group]
-        if self.trajectories_file is not None:
+        if self.trajectories_file is not None and leader:
             write_jsonl(self.trajectories_file(step), flat)
         ok = [t for t in flat if not t.failed]
         check_served_by(ok, self.model_name)
@@ -165,15 +169,16 @@ class TrainingLoop:
         )
         save_started = time.perf_counter()
         directory = self.checkpoints_dir / storage.checkpoint_name(step)
-        state = checkpoints.TrainerState(step=step, optimizer=self.learner.engine.optimizer.state_dict(),
-                                         torch_rng=torch.get_rng_state(), metrics=record.as_metrics())
-        checkpoints.save(self.learner.model, self.base_name, directory, state)  # type: ignore[arg-type]
-        self.publish(directory.name, directory)
+        state = checkpoints.TrainerState(step=step, torch_rng=torch.get_rng_state(), metrics=record.as_metrics())
+        checkpoints.save(self.learner.model, self.base_name, directory, state, engine)  # type: ignore[arg-type]
         self.model_name = directory.name
         self.step = step
-        checkpoints.prune(self.checkpoints_dir, self.settings.keep_last, self.settings.checkpoint_every,
-                          keep=self.protected)
+        if leader:
+            self.publish(directory.name, directory)
+            checkpoints.prune(self.checkpoints_dir, self.settings.keep_last, self.settings.checkpoint_every,
+                              keep=self.protected)
         record = StepRecord(**{**asdict(record), "save_seconds": time.perf_counter() - save_started})
-        for reporter in self.reporters:
-            reporter.step_done(record)
+        if leader:
+            for reporter in self.reporters:
+                reporter.step_done(record)
         return record
