@@ -39,8 +39,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(world_size: int, *args: str) -> None:
-    """Start `world_size` worker processes as torchrun would and wait for all of them."""
+def launch(world_size: int, *args: str) -> list[str]:
+    """Start `world_size` worker processes as torchrun would, wait for all of them, return their output."""
     port = str(free_port())
     processes = []
     for rank in range(world_size):
@@ -50,8 +50,13 @@ def launch(world_size: int, *args: str) -> None:
                                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                           text=True))
     outputs = [p.communicate(timeout=600)[0] for p in processes]
-    for rank, (process, output) in enumerate(zip(processes, outputs, strict=True)):
-        assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+    return [output if p.returncode == 0 else f"exit {p.returncode}: {output}"
+            for p, output in zip(processes, outputs, strict=True)]
+
+
+def launch_ok(world_size: int, *args: str) -> None:
+    for rank, output in enumerate(launch(world_size, *args)):
+        assert not output.startswith("exit "), f"rank {rank} failed:\n{output[-4000:]}"
 
 
 @pytest.mark.parametrize("zero_stage", [2, 3])  # several micro-batches per rank, one rank short of work
@@ -59,7 +64,7 @@ def test_two_deepspeed_processes_reach_the_weights_of_one_torch_process(
     policy_dir: Path, tmp_path: Path, zero_stage: int
 ) -> None:
     expected, expected_metrics = run_steps(policy_dir, learner_settings("torch", zero_stage))
-    launch(2, "steps", str(policy_dir), str(tmp_path), str(zero_stage))
+    launch_ok(2, "steps", str(policy_dir), str(tmp_path), str(zero_stage))
     got = torch.load(tmp_path / "weights.pt", weights_only=True)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert got.keys() == expected.keys()
@@ -73,12 +78,15 @@ def test_two_deepspeed_processes_reach_the_weights_of_one_torch_process(
 
 
 def test_a_deepspeed_run_resumes_exactly(policy_dir: Path, tmp_path: Path) -> None:
-    launch(2, "loop", str(policy_dir), str(tmp_path / "straight"), "2", "4")
-    launch(2, "loop", str(policy_dir), str(tmp_path / "resumed"), "2", "2")
-    launch(2, "loop", str(policy_dir), str(tmp_path / "resumed"), "2", "4")
+    launch_ok(2, "loop", str(policy_dir), str(tmp_path / "straight"), "2", "4")
+    launch_ok(2, "loop", str(policy_dir), str(tmp_path / "resumed"), "2", "2")
+    launch_ok(2, "loop", str(policy_dir), str(tmp_path / "resumed"), "2", "4")
     expected = load_file(tmp_path / "straight" / "step-000004" / "adapter_model.safetensors")
     got = load_file(tmp_path / "resumed" / "step-000004" / "adapter_model.safetensors")
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     assert any(v.abs().sum() > 0 for k, v in got.items() if "lora_B" in k)
     assert sorted(p.name for p in (tmp_path / "resumed" / "step-000004" / "deepspeed" / "state").iterdir())
+
+    [output] = launch(1, "loop", str(policy_dir), str(tmp_path / "resumed"), "2", "6")  # one process now
+    assert output.startswith("exit ") and "written by 2 learner processes and this learner has 1" in output
