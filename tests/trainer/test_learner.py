@@ -41,6 +41,31 @@ def test_chunked_logprobs_and_gradients_equal_the_full_logits(tiny_dir: Path) ->
         assert torch.allclose(mine, reference, atol=1e-5)
 
 
+def test_gradient_checkpointing_changes_memory_not_the_update(tiny_dir: Path) -> None:
+    from .toys import mixed_samples
+
+    def trained(checkpointing: bool) -> tuple[dict[str, torch.Tensor], int]:
+        """The weights after two steps, and the bytes autograd kept for backward."""
+        torch.manual_seed(0)
+        model = sft.add_lora(AutoModelForCausalLM.from_pretrained(tiny_dir), rank=4)
+        learner = Learner(model, LearnerSettings(lr=1e-2, gradient_checkpointing=checkpointing), pad_id=0)
+        kept = [0]
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            kept[0] += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            for _ in range(2):
+                learner.step(mixed_samples())
+        return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}, kept[0]
+
+    (plain, kept), (recomputed, kept_checkpointed) = trained(False), trained(True)
+    assert kept_checkpointed < kept / 3, (kept, kept_checkpointed)
+    assert any(v.abs().sum() > 0 for k, v in plain.items() if "lora_B" in k)
+    assert all(torch.allclose(plain[k], recomputed[k], atol=1e-6) for k in plain)
+
+
 def test_micro_batches_stay_within_the_token_budget() -> None:
     samples = [Sample(ids=[1] * n, trained=[True] * n) for n in (100, 30, 60, 10, 250, 40)]
     batches = list(micro_batches(samples, token_budget=200))

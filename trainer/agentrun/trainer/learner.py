@@ -30,6 +30,7 @@ class LearnerSettings:
     importance_correction: bool = True
     importance_clip: float = 2.0
     micro_batch_tokens: int = 16384  # padded tokens per forward pass
+    gradient_checkpointing: bool = False  # recompute each layer's activations in backward
     device: str = "cpu"
     engine: Literal["torch", "deepspeed"] = "torch"
     zero_stage: int = 2  # DeepSpeed only
@@ -42,7 +43,7 @@ class LearnerSettings:
             eps_low=training.eps_low, eps_high=training.eps_high, kl_coef=training.kl_coef,
             importance_correction=training.importance_correction.enabled,
             importance_clip=training.importance_correction.clip, micro_batch_tokens=learner.micro_batch_tokens,
-            device=device, engine=engine, zero_stage=learner.deepspeed.zero_stage,
+            gradient_checkpointing=learner.gradient_checkpointing, device=device, engine=engine, zero_stage=learner.deepspeed.zero_stage,
         )
 
 
@@ -110,6 +111,14 @@ def make_engine(model: torch.nn.Module, settings: LearnerSettings) -> TrainingEn
 class Learner:
     def __init__(self, model: torch.nn.Module, settings: LearnerSettings, pad_id: int) -> None:
         self.model = model.to(settings.device)
+        if settings.gradient_checkpointing:
+            # Non-reentrant: gradients reach the LoRA weights although the embeddings' outputs need none.
+            # (transformers renamed the method in 5.x; older 5.x releases have only the first name.)
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.settings = settings
         self.pad_id = pad_id
         self.engine = make_engine(self.model, settings)
