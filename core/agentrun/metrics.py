@@ -31,6 +31,7 @@ class RunMetrics:
         self.kl = gauge("learner_kl", "Mean per-token KL to the base model (0 when the penalty is off).")
         self.grad_norm = gauge("learner_grad_norm", "Gradient norm before clipping.")
         self.tokens_per_second = gauge("learner_trained_tokens_per_second", "Trained tokens per second of update.")
+        self.mfu = gauge("learner_mfu", "Model FLOPs utilisation of the update (4N + attention FLOPs; GPUs only).")
         self.zero_variance = gauge("learner_zero_variance_group_fraction", "Groups dropped for equal rewards.")
         self.phase_seconds = gauge("learner_step_phase_seconds", "Seconds of the step's phases.", "phase")
         self.rollout_errors = Counter("agentrun_learner_rollout_errors", "Failed rollout trajectories.",
@@ -51,6 +52,7 @@ class RunMetrics:
         self.kl.labels(**labels).set(values["kl"])
         self.grad_norm.labels(**labels).set(values["grad_norm"])
         self.tokens_per_second.labels(**labels).set(values["tokens_per_second"])
+        self.mfu.labels(**labels).set(values["mfu"])
         self.zero_variance.labels(**labels).set(values["zero_variance_groups"])
         for phase in ("rollout", "train", "save"):
             self.phase_seconds.labels(**labels, phase=phase).set(values[f"{phase}_seconds"])

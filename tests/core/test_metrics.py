@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agentrun.metrics import RunMetrics
 
 STEP = {"step": 3, "reward_mean": -0.5, "reward_std": 0.25, "loss": 0.1, "kl": 0.0, "grad_norm": 0.7,
-        "tokens_per_second": 1234.0, "zero_variance_groups": 0.125, "rollout_seconds": 20.0, "train_seconds": 12.0,
+        "tokens_per_second": 1234.0, "mfu": 0.31, "zero_variance_groups": 0.125, "rollout_seconds": 20.0, "train_seconds": 12.0,
         "save_seconds": 0.2}
 RUN = {"namespace": "team-a", "run": "quickstart"}
 
@@ -32,6 +32,7 @@ def test_a_step_and_an_evaluation_are_exported_with_run_labels() -> None:
     assert value("agentrun_learner_step") == 3
     assert value("agentrun_learner_reward_mean") == -0.5
     assert value("agentrun_learner_zero_variance_group_fraction") == 0.125
+    assert value("agentrun_learner_mfu") == 0.31
     assert value("agentrun_learner_step_phase_seconds", phase="train") == 12.0
     assert value("agentrun_learner_rollout_errors_total", kind="failed") == 2
     assert value("agentrun_eval_answer_accuracy", split="test", step="3") == 0.05

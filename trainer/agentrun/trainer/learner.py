@@ -15,6 +15,7 @@ import torch
 from agentrun.spec.models import LearnerSpec, TrainingSpec
 from agentrun.trainer import grpo
 from agentrun.trainer.engines import DeepSpeedEngine, TorchEngine, TrainingEngine
+from agentrun.trainer.flops import ModelFlops, peak_flops
 from agentrun.trainer.logprobs import selected_logprobs
 from agentrun.trainer.samples import Sample
 
@@ -56,6 +57,8 @@ class StepMetrics:
     kl: float  # mean per-token KL to the base model (0 when the penalty is off)
     importance_weight: float  # mean truncated importance weight (1 when the correction is off)
     seconds: float
+    flops: float  # of the whole step, every rank (flops.ModelFlops)
+    mfu: float  # flops / seconds / the peak of every rank's GPU; 0 where the peak is unknown (CPUs)
 
     @property
     def tokens_per_second(self) -> float:
@@ -122,6 +125,8 @@ class Learner:
         self.settings = settings
         self.pad_id = pad_id
         self.engine = make_engine(self.model, settings)
+        self.flops = ModelFlops.of(self.model)
+        self.peak_flops = peak_flops(settings.device)
 
     def step(self, samples: Sequence[Sample]) -> StepMetrics:
         """One optimizer step on `samples` (the same list on every rank); the loss is the token-level mean
@@ -163,8 +168,11 @@ class Learner:
         grad_norm = engine.step()
         self.model.eval()
         loss_sum, kl_sum, weight_sum, count = engine.sum_across_ranks([loss_sum, kl_sum, weight_sum, count])
+        seconds = time.perf_counter() - started
+        flops = self.flops.step([len(sample.ids) for sample in samples], total)
+        mfu = flops / seconds / (self.peak_flops * engine.world_size) if self.peak_flops else 0.0
         return StepMetrics(
             loss=loss_sum, grad_norm=grad_norm, trained_tokens=int(count), micro_batches=len(batches),
-            kl=kl_sum / max(count, 1),
-            importance_weight=weight_sum / max(count, 1), seconds=time.perf_counter() - started,
+            kl=kl_sum / max(count, 1), importance_weight=weight_sum / max(count, 1), seconds=seconds,
+            flops=flops, mfu=mfu,
         )

@@ -55,6 +55,7 @@ class StepRecord:
     kl: float
     trained_tokens: int
     tokens_per_second: float
+    mfu: float  # 0 where the device's peak is unknown (CPUs)
     rollout_seconds: float
     train_seconds: float
     save_seconds: float
@@ -164,7 +165,7 @@ class TrainingLoop:
             merge_rate=built.merge_rate, loss=metrics.loss if metrics else 0.0,
             grad_norm=metrics.grad_norm if metrics else 0.0, kl=metrics.kl if metrics else 0.0,
             trained_tokens=metrics.trained_tokens if metrics else 0,
-            tokens_per_second=metrics.tokens_per_second if metrics else 0.0,
+            tokens_per_second=metrics.tokens_per_second if metrics else 0.0, mfu=metrics.mfu if metrics else 0.0,
             rollout_seconds=rollout_seconds, train_seconds=train_seconds, save_seconds=0.0,
         )
         save_started = time.perf_counter()
