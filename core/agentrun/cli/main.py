@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-from agentrun.cli import data, scripted, validate
+from agentrun.cli import crd, data, scripted, validate
 
 # command name -> "module:attribute" of a click command defined by a part that may need torch.
 LAZY_COMMANDS = {
@@ -63,6 +63,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(crd.crd)
 cli.add_command(validate.validate)
 cli.add_command(data.data)
 cli.add_command(scripted.serve_scripted)

@@ -8,7 +8,7 @@ Field names are camelCase on the wire, as Kubernetes resources are, and snake_ca
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -35,8 +35,19 @@ class Metadata(SpecModel):
     """Kubernetes namespace; ignored by the local runner."""
 
 
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """JSON-schema extra for a CEL rule the API server checks (the CRD's `x-kubernetes-validations`);
+    pydantic validators check the same rules for `agentrun run`."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+IMMUTABLE = "self == oldSelf"
+
+
 class ModelSpec(SpecModel):
-    base: str = "builtin:tiny"
+    base: Annotated[str, Field(min_length=1, max_length=512, json_schema_extra=cel(
+        IMMUTABLE, "model.base cannot change after creation: checkpoints are adapters of this base; create a new run"
+    ))] = "builtin:tiny"
     """Base model: a Hugging Face id (`Qwen/Qwen3-4B`), a local directory in HF layout, or `builtin:tiny`
     (a few-million-parameter model agentrun builds offline, for laptops and CI)."""
     revision: str | None = None
@@ -54,7 +65,14 @@ class DatasetSource(StrEnum):
 
 
 class DatasetSpec(SpecModel):
-    name: Annotated[str, Field(pattern=DNS_LABEL)] = "synthetic-enron"
+    model_config = ConfigDict(json_schema_extra=cel(
+        "self.source != 'maildir' || has(self.maildirPath)",
+        "source 'maildir' needs dataset.maildirPath (the folder holding maildir/<user>/)",
+    ))
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63, json_schema_extra=cel(
+        IMMUTABLE, "dataset.name cannot change after creation: the run's scenarios and splits come from it"
+    ))] = "synthetic-enron"
     """Dataset directory name under `<storage>/datasets/`; runs that name the same dataset share it."""
     source: DatasetSource = DatasetSource.SYNTHETIC
     """Where emails and questions come from: `synthetic` (generated offline), `hf` (the public Enron
@@ -101,6 +119,11 @@ class SecretKeyRef(SpecModel):
 
 
 class JudgeSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        "self.kind != 'llm' || (has(self.endpoint) && has(self.model))",
+        "judge kind 'llm' needs both reward.judge.endpoint and reward.judge.model",
+    ))
+
     kind: JudgeKind = JudgeKind.DETERMINISTIC
     """`deterministic` compares normalised answers; `llm` asks a model over an OpenAI-compatible API."""
     endpoint: str | None = None
@@ -125,13 +148,18 @@ class RewardSpec(SpecModel):
 
 
 class LoraSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        IMMUTABLE, "training.lora cannot change after creation: checkpoints must keep the adapter's shape"
+    ))
+
     rank: Annotated[int, Field(ge=1, le=256)] = 16
     """LoRA rank r."""
     alpha: Annotated[int, Field(ge=1, le=1024)] = 32
     """LoRA alpha (scale = alpha / rank)."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     """Dropout on the LoRA input."""
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    target_modules: Annotated[list[Annotated[str, Field(max_length=128)]], Field(min_length=1, max_length=64)] = [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     """Linear layers that get adapters (all linear layers of a Qwen block by default)."""
 
 
@@ -217,7 +245,7 @@ class ServingSpec(SpecModel):
     """Adapters resident on a GPU at once (`--max-loras`)."""
     gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.85
     """vLLM `--gpu-memory-utilization`."""
-    extra_args: list[str] = []
+    extra_args: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=128)] = []
     """Extra `vllm serve` arguments."""
     resources: ResourcesSpec = ResourcesSpec()
     """Per-replica resources."""
