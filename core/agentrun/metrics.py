@@ -1,5 +1,5 @@
 """agentrun's own Prometheus series (DESIGN §6): one registry of names, used by the local runner, the
-learner and evaluator pods, and (later) the operator. Every series carries `namespace` and `run`.
+learner and evaluator pods, and the operator. Every run's series carries `namespace` and `run`.
 
 The embedded model server exports vLLM's `vllm:*` names instead (agentrun.serving.metrics), since
 dashboards written for vLLM must read it unchanged.
@@ -7,9 +7,12 @@ dashboards written for vLLM must read it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 LABELS = ("namespace", "run")
 
@@ -67,3 +70,35 @@ class RunMetrics:
         self.eval_reward.labels(**labels).set(values["mean_reward"])
         self.eval_turns.labels(**labels).set(values["mean_turns"])
         self.eval_latency.labels(**labels).set(values["latency_p50_seconds"])
+
+
+class RunsByPhase(Collector):
+    """`agentrun_operator_runs{namespace, phase}`, computed at scrape time from the operator's view of
+    the runs (so a run deleted while the operator was down never lingers as a stale gauge)."""
+
+    def __init__(self, phases: Callable[[], Mapping[tuple[str, str], str]]) -> None:
+        self.phases = phases  # (namespace, run) -> phase
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("agentrun_operator_runs", "AgentTrainingRuns by phase.",
+                                   labels=["namespace", "phase"])
+        counts = collections.Counter((namespace, phase) for (namespace, _), phase in self.phases().items())
+        for (namespace, phase), count in sorted(counts.items()):
+            family.add_metric([namespace, phase], count)
+        yield family
+
+
+class OperatorMetrics:
+    """The operator's series: runs by phase (scrape time), reconciles by result, children created."""
+
+    def __init__(self, phases: Callable[[], Mapping[tuple[str, str], str]],
+                 registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.registry.register(RunsByPhase(phases))
+        self.reconciles = Counter("agentrun_operator_reconciles", "Reconciliations of runs, by result.",
+                                  [*LABELS, "result"], registry=self.registry)
+        self.reconcile_seconds = Histogram("agentrun_operator_reconcile_duration_seconds",
+                                           "Duration of one reconciliation.", ["result"], registry=self.registry,
+                                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.children_created = Counter("agentrun_operator_children_created", "Child objects created, by kind.",
+                                        [*LABELS, "kind"], registry=self.registry)

@@ -39,6 +39,10 @@ class Layout:
     def model_dir(self, name: str) -> Path:
         return self.root / "models" / name
 
+    def hub_cache(self) -> Path:
+        """Hugging Face hub cache (`HF_HUB_CACHE`) for base models pulled by id on a cluster."""
+        return self.root / "models" / "hub"
+
     def run_dir(self, run: str) -> Path:
         return self.root / "runs" / run
 

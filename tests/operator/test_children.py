@@ -1,0 +1,118 @@
+"""The children's manifests, built from the example cluster run without a cluster: the fields DESIGN §5
+fixes (LoRA flags, resolver, read-only volume, GPUs, rendezvous, secrets by reference, least privilege)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrun.operator import children
+from agentrun.spec import loading
+
+ROOT = Path(__file__).resolve().parents[2]
+OWNER = children.Owner(name="qwen3-4b-enron", namespace="agentrun", uid="uid-1")
+
+
+@pytest.fixture(scope="module")
+def run():  # noqa: ANN201
+    return loading.load_run(ROOT / "examples" / "qwen3-4b-enron.yaml")
+
+
+def container(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"]["template"]["spec"]["containers"][0]
+
+
+def env(obj: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(obj)["env"]}
+
+
+def test_every_child_is_owned_by_the_run_and_labelled(run) -> None:  # noqa: ANN001
+    objs = [children.pvc(run, OWNER), children.spec_config_map(run, OWNER), *children.workload_rbac(OWNER),
+            children.prepare_job(run, OWNER), *children.workloads(run, OWNER),
+            children.evaluation_job(run, OWNER, 20), children.evaluation_job(run, OWNER, None)]
+    names = [o["metadata"]["name"] for o in objs]  # type: ignore[index]
+    assert len({(o["kind"], o["metadata"]["name"]) for o in objs}) == len(objs)  # type: ignore[index]
+    assert "qwen3-4b-enron-eval-step-000020" in names and "qwen3-4b-enron-eval-final" in names
+    for obj in objs:
+        meta = obj["metadata"]  # type: ignore[index]
+        assert meta["namespace"] == "agentrun"
+        assert meta["ownerReferences"] == [{"apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
+                                            "name": "qwen3-4b-enron", "uid": "uid-1", "controller": True,
+                                            "blockOwnerDeletion": True}]
+        assert meta["labels"][children.RUN_LABEL] == "qwen3-4b-enron"
+
+
+def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> None:  # noqa: ANN001
+    deployment, service = children.serving(run, OWNER)
+    vllm = container(deployment)
+    args = vllm["args"]
+    assert args[:2] == ["serve", "Qwen/Qwen3-4B"] and vllm["image"] == "vllm/vllm-openai:v0.11.0"
+    for flag, value in (("--max-loras", "4"), ("--max-lora-rank", "16"), ("--tool-call-parser", "hermes"),
+                        ("--max-model-len", "16384"), ("--dtype", "bfloat16")):
+        assert args[args.index(flag) + 1] == value
+    assert "--enable-lora" in args and "--enable-auto-tool-choice" in args
+    assert env(deployment)["VLLM_PLUGINS"] == "lora_filesystem_resolver"
+    assert env(deployment)["VLLM_LORA_RESOLVER_CACHE_DIR"] == "/data/runs/qwen3-4b-enron/checkpoints"
+    assert env(deployment)["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    data = next(m for m in vllm["volumeMounts"] if m["name"] == "data")
+    assert data == {"name": "data", "mountPath": "/data", "readOnly": True}
+    assert vllm["resources"] == {"requests": {"memory": "64Gi", "nvidia.com/gpu": 1},
+                                 "limits": {"memory": "64Gi", "nvidia.com/gpu": 1}}
+    assert vllm["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 8000
+
+
+def test_the_learner_is_an_indexed_job_that_rendezvouses_at_pod_zero_and_resumes(run) -> None:  # noqa: ANN001
+    two_nodes = run.model_copy(update={"spec": run.spec.model_copy(update={
+        "learner": run.spec.learner.model_copy(update={"nodes": 2})})})
+    job, service = children.learner(two_nodes, OWNER)
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
+    pod = job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == service["metadata"]["name"] == "qwen3-4b-enron-learner"
+    assert service["spec"]["clusterIP"] == "None"
+    command = container(job)["command"]
+    assert command[0] == "torchrun" and "--nnodes=2" in command and "--node-rank=$(JOB_COMPLETION_INDEX)" in command
+    assert "--master-addr=qwen3-4b-enron-learner-0.qwen3-4b-enron-learner.agentrun.svc" in command
+    assert command[command.index("--resume") + 1] == "latest"
+    assert env(job)["AGENTRUN_SERVER_URL"] == "http://qwen3-4b-enron-serve.agentrun.svc:8000/v1"
+    assert env(job)["AGENTRUN_RUN_FILE"] == "/etc/agentrun/run.yaml"
+    assert container(job)["resources"]["limits"] == {"memory": "128Gi", "nvidia.com/gpu": 1}
+    assert pod["serviceAccountName"] == "qwen3-4b-enron-workload"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_judge_key_comes_from_the_secret_by_reference(run) -> None:  # noqa: ANN001
+    job, _ = children.learner(run, OWNER)
+    assert env(job)["AGENTRUN_JUDGE_API_KEY"] == {"secretKeyRef": {"name": "judge-key", "key": "api-key"}}
+
+
+def test_workload_rbac_touches_only_this_runs_status(run) -> None:  # noqa: ANN001
+    _, role, binding = children.workload_rbac(OWNER)
+    assert role["rules"] == [
+        {"apiGroups": ["agentrun.dev"], "resources": ["agenttrainingruns"], "resourceNames": ["qwen3-4b-enron"],
+         "verbs": ["get"]},
+        {"apiGroups": ["agentrun.dev"], "resources": ["agenttrainingruns/status"],
+         "resourceNames": ["qwen3-4b-enron"], "verbs": ["get", "patch"]},
+    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen3-4b-enron-workload",
+                                    "namespace": "agentrun"}]
+
+
+def test_an_existing_claim_replaces_the_pvc_and_a_queue_labels_the_jobs(run) -> None:  # noqa: ANN001
+    spec = run.spec.model_copy(update={"queue_name": "gpu-queue", "storage": run.spec.storage.model_copy(update={
+        "pvc": run.spec.storage.pvc.model_copy(update={"existing_claim": "shared-data"})})})
+    custom = run.model_copy(update={"spec": spec})
+    assert children.pvc(custom, OWNER) is None
+    job = children.prepare_job(custom, OWNER)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    volume = job["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["persistentVolumeClaim"]["claimName"] == "shared-data"
+
+
+@pytest.mark.parametrize(("rank", "allowed"), [(1, 8), (8, 8), (12, 16), (64, 64), (300, 320)])
+def test_the_servers_max_lora_rank_is_the_smallest_vllm_accepts(rank: int, allowed: int) -> None:
+    assert children.max_lora_rank(rank) == allowed
