@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from prometheus_client import start_http_server
@@ -38,7 +39,7 @@ from agentrun.rollout.driver import RolloutDriver
 from agentrun.spec.models import AgentTrainingRun, DatasetSource
 from agentrun.trainer import demonstrations, sft
 from agentrun.trainer.learner import Learner, LearnerSettings
-from agentrun.trainer.loop import LoopSettings, StepRecord, StepReporter, TrainingLoop
+from agentrun.trainer.loop import LoopSettings, Publish, StepRecord, StepReporter, TrainingLoop
 
 TINY = "builtin:tiny"
 VALIDATION = "validation"
@@ -58,10 +59,10 @@ class Reporter(StepReporter, Protocol):
 class MetricsReporter:
     """Prometheus gauges of the run, served on `port` (0: the gauges are kept but not served)."""
 
-    def __init__(self, run: str, port: int) -> None:
-        self.metrics = RunMetrics("local", run)
+    def __init__(self, run: str, port: int, namespace: str = "local", addr: str = "127.0.0.1") -> None:
+        self.metrics = RunMetrics(namespace, run)
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.metrics.registry)
+            start_http_server(port, addr=addr, registry=self.metrics.registry)
 
     def step_done(self, record: StepRecord) -> None:
         self.metrics.record_step(record.as_metrics(), {"failed": record.failed_trajectories})
@@ -183,33 +184,14 @@ class LocalRunner:
         server.start(timeout=SERVER_START_SECONDS)
         publisher = AdapterPublisher(server.base_url)
         try:
-            return self._train(server.base_url, dataset_dir, base, checkpoints_dir, publisher)
+            return self._train(server.base_url, dataset_dir, base, publisher)
         finally:
             publisher.close()
             server.stop()
 
-    def _train(self, endpoint: str, dataset_dir: Path, base: str, checkpoints_dir: Path,
-               publisher: AdapterPublisher) -> Outcome:
+    def _train(self, endpoint: str, dataset_dir: Path, base: str, publisher: AdapterPublisher) -> Outcome:
         training, evaluation = self.spec.training, self.spec.evaluation
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        # bf16 on a CPU without native support is emulated and several times slower than float32.
-        dtype = getattr(torch, self.spec.model.dtype) if device == "cuda" and self.spec.model.dtype != "auto" \
-            else torch.float32
-        model = sft.add_lora(loading.load_model(base, self.layout.root, dtype=dtype), rank=training.lora.rank,
-                             alpha=training.lora.alpha, dropout=training.lora.dropout,
-                             target_modules=training.lora.target_modules)
-        tokenizer = loading.load_tokenizer(base, self.layout.root)
-        learner = Learner(model, LearnerSettings.from_spec(training, self.spec.learner, device),
-                          pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-        driver = RolloutDriver(
-            endpoint, dataset_dir, benchmark.training_scenarios(dataset_dir, evaluation.limit), self.spec.reward.judge,
-            per_step=training.scenarios_per_step, group_size=training.group_size, seed=training.seed,
-            rollout=self.spec.rollout, environment=self.spec.environment,
-        )
-        settings = LoopSettings(steps=training.steps, scale_rewards_by_std=training.scale_rewards_by_std,
-                                checkpoint_every=training.checkpoint_every)
-        loop = TrainingLoop(learner, base, checkpoints_dir, driver, publisher, settings, reporters=self.reporters,
-                            trajectories_file=lambda step: self.layout.trajectories(self.name, step))
+        loop = build_loop(self.run, self.layout, endpoint, dataset_dir, base, publisher, self.reporters)
         start = loop.resume()
         validation = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
         self._evaluate(endpoint, dataset_dir, loop.model_name, start, VALIDATION, validation)
@@ -234,29 +216,63 @@ class LocalRunner:
 
     def _evaluate(self, endpoint: str, dataset_dir: Path, model: str, step: int, split: str,
                   scenarios: list[Scenario]) -> summary.EvalSummary:
-        """Evaluate `model` unless this step's result for `split` exists (a resumed run)."""
-        path = self.layout.eval_result(self.name, step, split)
-        if path.is_file():
-            return summary.EvalSummary(**json.loads(path.read_text())["summary"])
-        evaluation = self.spec.evaluation
+        return evaluate(self.run, self.layout, endpoint, dataset_dir, model, step, split, scenarios, self.reporters)
 
-        async def run() -> benchmark.EvalResult:
-            judge = judges.make_judge(self.spec.reward.judge)
-            try:
-                return await benchmark.evaluate(
-                    endpoint, model, dataset_dir, judge, scenarios, split=split, temperature=evaluation.temperature,
-                    rollout=self.spec.rollout, environment=self.spec.environment,
-                )
-            finally:
-                if isinstance(judge, judges.LLMJudge):
-                    await judge.aclose()
 
-        tqdm.write(f"evaluating {model} on {len(scenarios)} {split} questions")
-        result = asyncio.run(run())
-        benchmark.write_result(path, result)
-        for reporter in self.reporters:
-            reporter.evaluated(split, step, result.summary)
-        return result.summary
+def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dataset_dir: Path, base: str,
+               publish: Publish, reporters: Sequence[StepReporter], engine: Literal["torch", "deepspeed"] = "torch",
+               ) -> TrainingLoop:
+    """The GRPO loop of `run` against the server at `endpoint`: the base with a fresh LoRA adapter, the
+    learner on this machine's device, the rollout driver over the training scenarios."""
+    spec = run.spec
+    training = spec.training
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # bf16 on a CPU without native support is emulated and several times slower than float32.
+    dtype = getattr(torch, spec.model.dtype) if device == "cuda" and spec.model.dtype != "auto" else torch.float32
+    model = sft.add_lora(loading.load_model(base, layout.root, dtype=dtype), rank=training.lora.rank,
+                         alpha=training.lora.alpha, dropout=training.lora.dropout,
+                         target_modules=training.lora.target_modules)
+    tokenizer = loading.load_tokenizer(base, layout.root)
+    learner = Learner(model, LearnerSettings.from_spec(training, spec.learner, device, engine),
+                      pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    driver = RolloutDriver(
+        endpoint, dataset_dir, benchmark.training_scenarios(dataset_dir, spec.evaluation.limit), spec.reward.judge,
+        per_step=training.scenarios_per_step, group_size=training.group_size, seed=training.seed,
+        rollout=spec.rollout, environment=spec.environment,
+    )
+    settings = LoopSettings(steps=training.steps, scale_rewards_by_std=training.scale_rewards_by_std,
+                            checkpoint_every=training.checkpoint_every)
+    name = run.metadata.name
+    return TrainingLoop(learner, base, layout.checkpoints_dir(name), driver, publish, settings, reporters=reporters,
+                        trajectories_file=lambda step: layout.trajectories(name, step))
+
+
+def evaluate(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dataset_dir: Path, model: str, step: int,
+             split: str, scenarios: list[Scenario], reporters: Sequence[Reporter] = ()) -> summary.EvalSummary:
+    """Evaluate `model` (served at `endpoint`) and write evals/step-N-<split>.json, unless that file
+    exists (a resumed run, a restarted Job): then its summary is returned."""
+    path = layout.eval_result(run.metadata.name, step, split)
+    if path.is_file():
+        return summary.EvalSummary(**json.loads(path.read_text())["summary"])
+    spec = run.spec
+
+    async def run_all() -> benchmark.EvalResult:
+        judge = judges.make_judge(spec.reward.judge)
+        try:
+            return await benchmark.evaluate(
+                endpoint, model, dataset_dir, judge, scenarios, split=split, temperature=spec.evaluation.temperature,
+                rollout=spec.rollout, environment=spec.environment,
+            )
+        finally:
+            if isinstance(judge, judges.LLMJudge):
+                await judge.aclose()
+
+    tqdm.write(f"evaluating {model} on {len(scenarios)} {split} questions")
+    result = asyncio.run(run_all())
+    benchmark.write_result(path, result)
+    for reporter in reporters:
+        reporter.evaluated(split, step, result.summary)
+    return result.summary
 
 
 def render_outcome(outcome: Outcome, split: str) -> str:

@@ -1,0 +1,67 @@
+"""The learner Job: GRPO against the run's vLLM Service, DeepSpeed across the Job's pods (torchrun
+starts one process per GPU; rank 0 samples, saves, reports). Always resumes from the newest complete
+checkpoint, so a restarted pod or an unsuspended run continues where it stopped.
+
+    torchrun ... -m agentrun.workloads.learner --resume latest [--metrics-port 9400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from agentrun import storage
+from agentrun.kube import Kube
+from agentrun.kube_status import StatusWriter
+from agentrun.runner import local
+from agentrun.trainer.loop import StepRecord
+from agentrun.workloads.context import Workload
+
+
+class StatusReporter:
+    """The learner's keys of status.progress: step, reward, latestCheckpoint."""
+
+    def __init__(self, writer: StatusWriter) -> None:
+        self.writer = writer
+
+    def step_done(self, record: StepRecord) -> None:
+        self.writer.progress(step=record.step, reward=round(record.reward_mean, 4),
+                             latestCheckpoint=storage.checkpoint_name(record.step))
+
+    def evaluated(self, split: str, step: int, result: object) -> None:
+        """The evaluator's Jobs report evaluations."""
+
+
+def resolver_publish(name: str, directory: Path) -> None:
+    """vLLM's filesystem resolver finds `name` under the run's checkpoints on its first request, on every
+    replica; the loop's served-by check on the next step's rollouts proves it did."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resume", choices=["latest"], default="latest",
+                        help="where to start: the newest complete checkpoint (the only choice)")
+    parser.add_argument("--metrics-port", type=int, default=0)
+    args = parser.parse_args()
+    workload = Workload.from_environment()
+    run, layout = workload.run, workload.layout
+    if not workload.server_url:
+        raise SystemExit("AGENTRUN_SERVER_URL not set: the learner samples from the run's vLLM Service")
+    dataset_dir = layout.dataset_dir(run.spec.dataset.name)
+    base = local.prepare_base(run, layout, dataset_dir, progress=False)  # cached by the prepare Job
+    reporters: list[local.Reporter] = [local.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        reporters.append(StatusReporter(StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name)))
+    if args.metrics_port:
+        reporters.append(local.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
+                                               addr="0.0.0.0"))
+    engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
+    loop = local.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
+                            engine=engine)
+    loop.resume()
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
