@@ -18,6 +18,7 @@ LAZY_COMMANDS = {
     "compare": "agentrun.evaluator.cli:compare_command",
     "eval": "agentrun.evaluator.cli:eval_command",
     "model": "agentrun.models.cli:model",
+    "operator": "agentrun.operator.cli:operator",
     "run": "agentrun.runner.cli:run",
     "serve": "agentrun.serving.cli:serve",
     "sft": "agentrun.trainer.cli:sft",

@@ -1,2 +1,3 @@
 """The Kubernetes operator (kopf): turns an AgentTrainingRun into serving, learner and evaluation
-workloads. Run with `kopf run -m agentrun.operator.<module>`; arrives with issue #5."""
+workloads (DESIGN §5). `children` builds the manifests, `lifecycle` decides, `handlers` applies;
+run it with `agentrun operator`."""
