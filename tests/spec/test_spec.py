@@ -74,6 +74,7 @@ BAD_CASES = [
     ("spec:\n  rollout:\n    concurrency: many\n", "spec.rollout.concurrency", "'many'"),
     ("spec:\n  modle: {}\n", "spec.modle", "did you mean `model`?"),
     ("spec:\n  learner:\n    deepspeed:\n      zeroStage: 4\n", "spec.learner.deepspeed.zeroStage", "one of"),
+    ("spec:\n  evaluation:\n    everySteps: 15\n", "spec", "multiple of training.checkpointEvery"),
 ]
 
 

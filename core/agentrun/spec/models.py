@@ -288,6 +288,11 @@ class StorageSpec(SpecModel):
 
 
 class RunSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        "self.evaluation.everySteps == 0 || self.evaluation.everySteps % self.training.checkpointEvery == 0",
+        "evaluation.everySteps must be a multiple of training.checkpointEvery: evaluated checkpoints must be kept",
+    ))
+
     model: ModelSpec = ModelSpec()
     """Base model to train an adapter for."""
     dataset: DatasetSpec = DatasetSpec()
@@ -312,6 +317,14 @@ class RunSpec(SpecModel):
     """Kueue LocalQueue; child Jobs carry `kueue.x-k8s.io/queue-name` when set."""
     suspend: bool = False
     """Stop workloads; clearing it resumes from the latest checkpoint."""
+
+    @model_validator(mode="after")
+    def _evaluated_checkpoints_are_kept(self) -> RunSpec:
+        every, keep = self.evaluation.every_steps, self.training.checkpoint_every
+        if every and every % keep:
+            raise ValueError(f"evaluation.everySteps ({every}) must be a multiple of training.checkpointEvery "
+                             f"({keep}): evaluated checkpoints must be kept")
+        return self
 
 
 class AgentTrainingRun(SpecModel):

@@ -1,0 +1,98 @@
+"""The operator under test: the CRDs applied to the session's real control plane (tests.kube) and
+`agentrun operator` running as a child process against it, restartable by a test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.kube.cluster import KubeAccess, free_port, wait_until
+from tests.kube.conftest import kube  # noqa: F401  (the session's cluster)
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "charts" / "agentrun" / "crds"
+
+
+@dataclass
+class Operator:
+    kube: KubeAccess
+    log: Path
+    liveness_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": "0.5"}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agentrun.cli.main", "operator", "--standalone",
+                 "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
+                 "--metrics-port", str(self.metrics_port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_until(self.healthy, timeout=60, what="the operator's liveness endpoint", alive=self.check_alive)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
+            return response.status == 200
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the operator exited with {self.process.returncode}:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a node failure or an OOM kill would do."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeAccess) -> None:  # noqa: F811
+    kube.kubectl("apply", "--server-side", "-f", str(CRDS))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 "crd/agenttrainingruns.agentrun.dev", "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev")
+
+
+@pytest.fixture(scope="session")
+def operator(kube: KubeAccess, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:  # noqa: F811
+    running = Operator(kube, tmp_path_factory.mktemp("operator") / "operator.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    """A failing operator test shows the operator's last log lines."""
+    outcome = yield
+    report = outcome.get_result()
+    running = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(running, Operator):
+        report.sections.append(("operator log", running.tail()))
