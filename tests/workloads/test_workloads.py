@@ -1,0 +1,70 @@
+"""The operator's Jobs, run as processes on this machine the way their pods run them: the prepare Job,
+then the learner against a server whose filesystem resolver finds each new checkpoint by name (as vLLM's
+does; the learner publishes nothing itself), then evaluation Jobs for one checkpoint and the final split."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("torch")
+
+from agentrun import background, storage  # noqa: E402
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def run_workload(module: str, env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", f"agentrun.workloads.{module}", *args], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{module} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+
+
+def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    manifest = {
+        "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
+        "metadata": {"name": "pods", "namespace": "team"},
+        "spec": {
+            "model": {"base": str(tiny_dir)},
+            "dataset": {"name": "small", "emails": 1000},
+            "environment": {"maxTurns": 2, "maxNewTokens": 24},
+            "training": {"steps": 2, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 1},
+            "rollout": {"concurrency": 4},
+            "evaluation": {"everySteps": 1, "limit": 3},
+        },
+    }
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(manifest))
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    env.update(AGENTRUN_RUN_FILE=str(run_file), AGENTRUN_STORAGE=str(root), AGENTRUN_NAMESPACE="team",
+               AGENTRUN_ENGINE="torch")
+    layout = storage.Layout(root)
+
+    run_workload("prepare", env)
+    assert (layout.dataset_dir("small") / "emails.db").is_file()
+    assert json.loads(layout.run_json("pods").read_text())["metadata"]["name"] == "pods"
+
+    checkpoints = layout.checkpoints_dir("pods")
+    checkpoints.mkdir(parents=True)
+    server_args = ["--model", str(tiny_dir), "--adapters-dir", str(checkpoints), "--log-level", "warning"]
+    with background.ProcessServer("agentrun.serving.cli", server_args) as server:
+        env["AGENTRUN_SERVER_URL"] = server.base_url
+        run_workload("learner", env, "--resume", "latest")
+        steps = [json.loads(line) for line in (layout.run_dir("pods") / "steps.jsonl").read_text().splitlines()]
+        assert [s["step"] for s in steps] == [1, 2]
+        assert steps[1]["model"] == "step-000001"  # sampled from the resolver-loaded adapter
+        assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000001", "step-000002"]
+
+        run_workload("evaluator", env, "--step", "1")
+        result = json.loads(layout.eval_result("pods", 1, "validation").read_text())
+        assert result["model"] == "step-000001" and result["summary"]["questions"] == 3
+        run_workload("evaluator", env, "--final")
+        assert json.loads(layout.eval_result("pods", 2, "test").read_text())["model"] == "step-000002"
+        assert layout.eval_result("pods", 0, "test").is_file()
