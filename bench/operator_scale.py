@@ -1,0 +1,119 @@
+"""Operator at scale: N AgentTrainingRuns applied at once to a throwaway control plane with kwok nodes;
+time until every run is Running, reconcile duration p50/p99 (from the operator's own histogram) and the
+operator's peak RSS.
+
+    python bench/operator_scale.py --runs 200 --out bench/results/operator_scale.json
+
+Pods follow tests/kube/kwok-stages.yaml: the bench ends prepare pods as they appear (one bulk annotate
+per second); learner and server pods keep running. The runs ask for no GPUs and little memory so that
+scheduling is not what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.kube.cluster import Cluster, bin_dir
+from tests.operator.conftest import CRDS, Operator
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ROOT / "tests" / "kube" / "kwok-stages.yaml"
+
+
+def run(index: int, namespace: str) -> dict[str, Any]:
+    small = {"gpus": 0, "cpu": "100m", "memory": "128Mi"}
+    return {
+        "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
+        "metadata": {"name": f"scale-{index:04d}", "namespace": namespace},
+        "spec": {"model": {"base": "Qwen/Qwen3-4B"}, "serving": {"resources": small},
+                 "learner": {"resources": small}, "storage": {"pvc": {"size": "1Gi"}}},
+    }
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus' histogram_quantile over cumulative (upper bound, count) buckets."""
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / max(count - lower_count, 1e-9)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def reconcile_buckets(metrics_text: str) -> list[tuple[float, float]]:
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == "agentrun_operator_reconcile_duration_seconds":
+            buckets = [(float(s.labels["le"]), s.value) for s in family.samples
+                       if s.name.endswith("_bucket") and s.labels.get("result") == "ok"]
+            return sorted(buckets)
+    raise RuntimeError("the operator exported no reconcile histogram")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "operator_scale.json")
+    args = parser.parse_args()
+    with Cluster.start(bin=bin_dir(), nodes=4, kwok_config=STAGES, pods_per_node=1000) as cluster:
+        cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/agenttrainingruns.agentrun.dev")
+        cluster.kubectl("create", "namespace", "scale")
+        operator = Operator(cluster, cluster.workdir / "operator.log")
+        operator.start()
+        try:
+            items = [run(i, "scale") for i in range(args.runs)]
+            started = time.perf_counter()
+            cluster.apply({"apiVersion": "v1", "kind": "List", "items": items})
+            applied = time.perf_counter() - started
+            running, samples = 0, []
+            while running < args.runs:
+                if time.perf_counter() - started > args.timeout:
+                    break
+                cluster.kubectl("annotate", "pods", "-n", "scale", "-l", "app.kubernetes.io/component=prepare",
+                                "agentrun.test/exit=0", "--overwrite", check=False)
+                runs = cluster.get("agenttrainingruns", namespace="scale")["items"]
+                running = sum((r.get("status") or {}).get("phase") == "Running" for r in runs)
+                samples.append((round(time.perf_counter() - started, 2), running))
+                time.sleep(1)  # a sampling period of the measurement, not a wait for a condition
+            all_running = time.perf_counter() - started
+            buckets = reconcile_buckets(operator.metrics())
+            assert operator.process is not None
+            result = {
+                "date": date.today().isoformat(), "machine": f"{platform.node()}, 2 shared cores",
+                "runs": args.runs, "applied_seconds": round(applied, 2),
+                "all_running_seconds": round(all_running, 2) if running == args.runs else None,
+                "running_at_end": running, "reconciles": buckets[-1][1],
+                "reconcile_p50_seconds": round(quantile(buckets, 0.5), 4),
+                "reconcile_p99_seconds": round(quantile(buckets, 0.99), 4),
+                "operator_peak_rss_mb": round(peak_rss_mb(operator.process.pid), 1),
+                "running_over_time": samples,
+            }
+        finally:
+            operator.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "running_over_time"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
