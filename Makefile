@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-installed
 export PIP_CACHE_DIR ?= $(HOME)/.cache/agentrun/pip
 
-.PHONY: venv test quickstart bench clean-venv
+.PHONY: venv test quickstart bench clean-venv control-plane
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ venv: $(STAMP)
 	@$(BIN)/python -c "import agentrun.spec, sys; sys.exit(not agentrun.spec.__file__.startswith('$(CURDIR)/'))" \
 		|| $(BIN)/pip install -q --no-deps --no-build-isolation -e .
 
-test: venv
+# The test Kubernetes control plane (etcd, kube-apiserver, controller manager, scheduler, kubectl, kwok),
+# built from the Go module proxy into ~/.cache/agentrun/control-plane/ once; docs/control-plane.md.
+control-plane:
+	bash hack/control-plane/build.sh
+
+test: venv control-plane
 	$(BIN)/pytest
 
 quickstart: venv

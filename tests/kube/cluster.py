@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "control-plane" / "build.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 
+#: kwok Stage objects the session cluster's kwok loads (``--config``): pod lifecycles tests can steer.
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 #: Annotation kwok is told to manage nodes by (``--manage-nodes-with-annotation-selector``).
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -299,10 +301,13 @@ class Cluster(KubeAccess):
     @classmethod
     def start(
         cls, *, bin: Path | None = None, nodes: int = 2, gpus_per_node: int = 8,
-        timeout: float = 120, keep_workdir: bool = False,
+        kwok_config: Path | None = None, timeout: float = 120, keep_workdir: bool = False,
     ) -> Cluster:
         """Start everything and wait until it works; on failure everything started is stopped again and
-        `ClusterError` carries the last log lines of every component."""
+        `ClusterError` carries the last log lines of every component.
+
+        ``kwok_config``: a kwok configuration (e.g. Stage objects) to load; kwok's default stages apply
+        to each kind (Node, Pod) the file has no stage for."""
         bin = bin or bin_dir()
         missing = missing_binaries(bin)
         if missing:
@@ -314,7 +319,7 @@ class Cluster(KubeAccess):
             nodes=tuple(f"kwok-node-{i}" for i in range(nodes)), keep_workdir=keep_workdir,
         )
         try:
-            cluster._boot(gpus_per_node=gpus_per_node, timeout=timeout)
+            cluster._boot(gpus_per_node=gpus_per_node, kwok_config=kwok_config, timeout=timeout)
         except BaseException as exc:
             report = cluster._logs_report()
             cluster.stop()
@@ -351,7 +356,7 @@ class Cluster(KubeAccess):
 
     # boot ----------------------------------------------------------------------------------------------
 
-    def _boot(self, *, gpus_per_node: int, timeout: float) -> None:
+    def _boot(self, *, gpus_per_node: int, kwok_config: Path | None, timeout: float) -> None:
         deadline = time.monotonic() + timeout
 
         def left() -> float:
@@ -413,7 +418,8 @@ class Cluster(KubeAccess):
             f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
             "--cidr=10.244.0.1/16", "--node-ip=10.255.0.1",
-        ])
+            *([f"--config={kwok_config}"] if kwok_config else []),
+        ], env={"HOME": str(self.workdir)})  # kwok also reads ~/.kwok/kwok.yaml when it exists
         # The ServiceAccount controller creates "default" in each namespace; its token controller needs
         # the signing key: both are kube-controller-manager working.
         wait_until(lambda: self._api_get("/api/v1/namespaces/default/serviceaccounts/default"),
@@ -423,7 +429,7 @@ class Cluster(KubeAccess):
                    timeout=left(), what="kube-scheduler /healthz", alive=self._check_alive)
         self.ensure_fake_nodes(self.nodes, gpus=gpus_per_node, timeout=left())
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = self.workdir / "logs" / f"{name}.log"
         cmd = [str(self.bin / name), *args]
         # Die with this process even when it is killed without cleaning up (setpriv: util-linux).
@@ -431,7 +437,8 @@ class Cluster(KubeAccess):
             cmd = ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=self.workdir, start_new_session=True)
+                                    cwd=self.workdir, start_new_session=True,
+                                    env={**os.environ, **env} if env else None)
         self.components.append(_Component(name, proc, log))
 
     def _check_alive(self) -> None:

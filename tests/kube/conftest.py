@@ -2,10 +2,15 @@
 
 - With ``AGENTRUN_TEST_KUBECONFIG`` set, the tests run against that cluster (kind, k3d, ...): it must run
   kwok managing nodes annotated ``kwok.x-k8s.io/node=fake`` (the fixture registers two such nodes and
-  removes them at the end).
+  removes them at the end), with the Stage objects of ``tests/kube/kwok-stages.yaml`` applied when the
+  tests rely on them.
 - Otherwise a throwaway control plane (`tests.kube.cluster.Cluster`) is started once per session from the
   binaries ``hack/control-plane/build.sh`` caches (``make test`` builds them first; when they are missing
-  the build runs here, once, after collection, outside any test's timeout).
+  the build runs here, once, after collection, outside any test's timeout), its kwok loading
+  ``tests/kube/kwok-stages.yaml``.
+
+Other folders use the fixture with ``from tests.kube.conftest import kube``; every such import shares
+the one cluster of the session (it lives on ``config.stash``, counted by user).
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.kube.cluster import (
     BUILD_SCRIPT,
+    KWOK_STAGES,
     Cluster,
     ClusterError,
     ExistingCluster,
@@ -28,7 +35,12 @@ from tests.kube.cluster import (
 )
 
 ENV_KUBECONFIG = "AGENTRUN_TEST_KUBECONFIG"
-_build_error: list[str] = []
+#: {"cluster": KubeAccess, "users": int} while a session cluster runs; "build_error": str.
+_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+def _state(config: pytest.Config) -> dict[str, Any]:
+    return config.stash.setdefault(_STATE, {})
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -50,44 +62,58 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         else:
             build_binaries(stream=True)
     except ClusterError as exc:
-        _build_error.append(str(exc))
+        _state(session.config)["build_error"] = str(exc)
 
 
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAccess]:
-    """A real cluster: ``kube.kubeconfig`` (admin), ``kube.kubectl(...)``, ``kube.apply(...)``,
-    ``kube.get(...)``, ``kube.wait_for(...)``, ``kube.service_account_kubeconfig(ns, name)``; nodes with
-    ``nvidia.com/gpu`` capacity are ``kube.nodes``. A `Cluster` also has ``server``, ``workdir`` and
-    ``logs(component)``."""
+def _start(tmp_path_factory: pytest.TempPathFactory, state: dict[str, Any]) -> KubeAccess:
     existing = os.environ.get(ENV_KUBECONFIG)
     if existing:
         path = Path(existing).expanduser()
         if not path.is_file():
-            pytest.fail(f"{ENV_KUBECONFIG}={existing}: no such file")
+            pytest.fail(f"{ENV_KUBECONFIG}={existing}: no such file", pytrace=False)
         cluster = ExistingCluster(path, scratch=tmp_path_factory.mktemp("kube"))
         cluster.nodes = ("agentrun-kwok-0", "agentrun-kwok-1")
-        cluster.ensure_fake_nodes(cluster.nodes, timeout=120)
         try:
-            yield cluster
-        finally:
-            for node in cluster.nodes:
-                cluster.kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
-            cluster.close()
-        return
+            cluster.ensure_fake_nodes(cluster.nodes, timeout=120)
+            return cluster
+        except TimeoutError as exc:
+            error = f"{ENV_KUBECONFIG}: {exc}"
+        _stop(cluster)
+        pytest.fail(error, pytrace=False)
 
-    if _build_error:
-        pytest.fail(_build_error[0], pytrace=False)
-    missing = missing_binaries()
-    if missing:
-        try:
+    if "build_error" in state:
+        pytest.fail(state["build_error"], pytrace=False)
+    try:
+        if missing_binaries():
             build_binaries(stream=False)
-        except ClusterError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    try:
-        cluster = Cluster.start(bin=bin_dir())
+        return Cluster.start(bin=bin_dir(), kwok_config=KWOK_STAGES if KWOK_STAGES.is_file() else None)
     except ClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cluster
-    finally:
+        error = str(exc)
+    pytest.fail(error, pytrace=False)  # outside the except: no chained traceback
+
+
+def _stop(cluster: KubeAccess) -> None:
+    if isinstance(cluster, Cluster):
         cluster.stop()
+    elif isinstance(cluster, ExistingCluster):
+        for node in cluster.nodes:
+            cluster.kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAccess]:
+    """A real cluster: ``kube.kubeconfig`` (admin), ``kube.kubectl(...)``, ``kube.apply(...)``,
+    ``kube.get(...)``, ``kube.wait_for(...)``, ``kube.service_account_kubeconfig(ns, name)``; nodes with
+    ``nvidia.com/gpu`` capacity are ``kube.nodes``. A `Cluster` also has ``server``, ``workdir`` and
+    ``logs(component)``."""
+    state = _state(request.config)
+    if "cluster" not in state:
+        state["cluster"], state["users"] = _start(tmp_path_factory, state), 0
+    state["users"] += 1
+    try:
+        yield state["cluster"]
+    finally:
+        state["users"] -= 1
+        if state["users"] == 0:
+            _stop(state.pop("cluster"))

@@ -44,10 +44,11 @@ def test_job_completes_on_a_fake_node(kube: KubeAccess, ns: str) -> None:
             "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
         }}},
     })
-    job = kube.wait_for(
-        lambda: (j := kube.get("job", "hello", namespace=ns)) if _condition(j, "Complete") else None,
-        timeout=120, what="Job hello Complete",
-    )
+    def complete() -> dict[str, Any] | None:
+        job = kube.get("job", "hello", namespace=ns)
+        return job if _condition(job, "Complete") else None
+
+    job = kube.wait_for(complete, timeout=120, what="Job hello Complete")
     assert job["status"]["succeeded"] == 1
     pods = kube.get("pods", namespace=ns)["items"]
     assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
