@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kube.cluster import Cluster, bin_dir
-from tests.operator.conftest import CRDS, Operator
+from tests.operator.conftest import CRDS, Operator, provide_volumes
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ROOT / "tests" / "kube" / "kwok-stages.yaml"
@@ -74,10 +74,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "operator_scale.json")
     args = parser.parse_args()
-    with Cluster.start(bin=bin_dir(), nodes=4, kwok_config=STAGES, pods_per_node=1000) as cluster:
+    with Cluster.start(bin=bin_dir(), nodes=8, kwok_config=STAGES) as cluster:  # 110 pods per node
         cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
         cluster.kubectl("wait", "--for=condition=Established", "crd/agenttrainingruns.agentrun.dev")
         cluster.kubectl("create", "namespace", "scale")
+        provide_volumes(cluster, args.runs)
         operator = Operator(cluster, cluster.workdir / "operator.log")
         operator.start()
         try:

@@ -87,6 +87,12 @@ class Kube:
     def close(self) -> None:
         self.client.close()
 
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = self.client.request(method, url, **kwargs)
         if response.status_code >= 400:

@@ -78,8 +78,22 @@ def crds(kube: KubeAccess) -> None:  # noqa: F811
                  "crd/agenttrainingruns.agentrun.dev", "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev")
 
 
+def provide_volumes(kube: KubeAccess, count: int, prefix: str = "agentrun-test") -> None:  # noqa: F811
+    """A pool of PersistentVolumes for the runs' claims to bind to (the test cluster has no storage
+    provisioner; kube-controller-manager's binder matches each claim to a free volume, as it would to
+    volumes an administrator created)."""
+    volumes = [{
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": f"{prefix}-{i:04d}"},
+        "spec": {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                 "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/{prefix}-{i:04d}"}},
+    } for i in range(count)]
+    kube.apply({"apiVersion": "v1", "kind": "List", "items": volumes})
+
+
 @pytest.fixture(scope="session")
 def operator(kube: KubeAccess, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:  # noqa: F811
+    provide_volumes(kube, 40)
     running = Operator(kube, tmp_path_factory.mktemp("operator") / "operator.log")
     running.start()
     try:

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 API_VERSION = "agentrun.dev/v1alpha1"
 KIND = "AgentTrainingRun"
@@ -65,8 +65,9 @@ class DatasetSource(StrEnum):
 
 
 class DatasetSpec(SpecModel):
+    # CEL sees fields the manifest left out as absent (the API server checks defaults that way too).
     model_config = ConfigDict(json_schema_extra=cel(
-        "self.source != 'maildir' || has(self.maildirPath)",
+        "!has(self.source) || self.source != 'maildir' || has(self.maildirPath)",
         "source 'maildir' needs dataset.maildirPath (the folder holding maildir/<user>/)",
     ))
 
@@ -120,7 +121,7 @@ class SecretKeyRef(SpecModel):
 
 class JudgeSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=cel(
-        "self.kind != 'llm' || (has(self.endpoint) && has(self.model))",
+        "!has(self.kind) || self.kind != 'llm' || (has(self.endpoint) && has(self.model))",
         "judge kind 'llm' needs both reward.judge.endpoint and reward.judge.model",
     ))
 
@@ -287,9 +288,17 @@ class StorageSpec(SpecModel):
     """Shared volume for cluster mode, mounted at /data in every pod."""
 
 
+def _field_or_default(section: str, field: str, model: type[SpecModel]) -> str:
+    """CEL for `self.<section>.<field>`, or the model's default when the manifest leaves it out."""
+    default = model.model_fields[to_snake(field)].default
+    return f"(has(self.{section}) && has(self.{section}.{field}) ? self.{section}.{field} : {default})"
+
+
 class RunSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=cel(
-        "self.evaluation.everySteps == 0 || self.evaluation.everySteps % self.training.checkpointEvery == 0",
+        f"{_field_or_default('evaluation', 'everySteps', EvaluationSpec)} == 0 || "
+        f"{_field_or_default('evaluation', 'everySteps', EvaluationSpec)} % "
+        f"{_field_or_default('training', 'checkpointEvery', TrainingSpec)} == 0",
         "evaluation.everySteps must be a multiple of training.checkpointEvery: evaluated checkpoints must be kept",
     ))
 

@@ -129,7 +129,7 @@ def _common_env(run: AgentTrainingRun) -> list[dict[str, Any]]:
         {"name": "AGENTRUN_RUN_FILE", "value": SPEC_FILE},
         {"name": "AGENTRUN_STORAGE", "value": DATA_MOUNT},
         {"name": "HF_HUB_CACHE", "value": str(storage.Layout(Path(DATA_MOUNT)).hub_cache())},
-        {"name": "AGENTRUN_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "AGENTRUN_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
     ]
     secret = run.spec.reward.judge.api_key_secret
     if secret is not None:  # the key itself never appears in a spec or a manifest

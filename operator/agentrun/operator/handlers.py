@@ -10,6 +10,7 @@ idempotent: create-if-absent by name, delete-if-present, status as a merge patch
 
 from __future__ import annotations
 
+import base64
 import datetime
 import logging
 import os
@@ -38,8 +39,10 @@ metrics = OperatorMetrics(lambda: dict(phases))
 
 
 def credentials(info: kopf.ConnectionInfo) -> Credentials:
+    """agentrun.kube's credentials from kopf's login (whose *_data fields are base64, as in a kubeconfig)."""
+
     def pem(data: str | bytes | None) -> str | None:
-        return data.decode() if isinstance(data, bytes) else data
+        return base64.b64decode(data).decode() if data else None
 
     cert, key = info.certificate_path, info.private_key_path
     if info.certificate_data and not cert:
@@ -56,7 +59,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.posting.level = logging.WARNING  # Events: our own, not every handler log line
     settings.watching.server_timeout = 300
-    info = kopf.login_with_service_account() or kopf.login_with_kubeconfig()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
     if info is None:
         raise kopf.PermanentError("no credentials: neither in a pod nor with a kubeconfig")
     memo.kube = Kube(credentials(info))
