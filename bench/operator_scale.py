@@ -2,7 +2,7 @@
 time until every run is Running, reconcile duration p50/p99 (from the operator's own histogram) and the
 operator's peak RSS.
 
-    python bench/operator_scale.py --runs 200 --out bench/results/operator_scale.json
+    PYTHONPATH=. python bench/operator_scale.py --runs 200 --out bench/results/operator_scale.json
 
 Pods follow tests/kube/kwok-stages.yaml: the bench ends prepare pods as they appear (one bulk annotate
 per second); learner and server pods keep running. The runs ask for no GPUs and little memory so that
@@ -79,7 +79,7 @@ def main() -> None:
         cluster.kubectl("wait", "--for=condition=Established", "crd/agenttrainingruns.agentrun.dev")
         cluster.kubectl("create", "namespace", "scale")
         provide_volumes(cluster, args.runs)
-        operator = Operator(cluster, cluster.workdir / "operator.log")
+        operator = Operator(cluster, cluster.workdir / "operator.log", reconcile_interval=2.0)  # the default
         operator.start()
         try:
             items = [run(i, "scale") for i in range(args.runs)]
@@ -92,8 +92,9 @@ def main() -> None:
                     break
                 cluster.kubectl("annotate", "pods", "-n", "scale", "-l", "app.kubernetes.io/component=prepare",
                                 "agentrun.test/exit=0", "--overwrite", check=False)
-                runs = cluster.get("agenttrainingruns", namespace="scale")["items"]
-                running = sum((r.get("status") or {}).get("phase") == "Running" for r in runs)
+                phases = cluster.kubectl("get", "agenttrainingruns", "-n", "scale",
+                                         "-o", "jsonpath={.items[*].status.phase}").stdout.split()
+                running = phases.count("Running")
                 samples.append((round(time.perf_counter() - started, 2), running))
                 time.sleep(1)  # a sampling period of the measurement, not a wait for a condition
             all_running = time.perf_counter() - started

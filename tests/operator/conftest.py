@@ -27,10 +27,11 @@ class Operator:
     log: Path
     liveness_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    reconcile_interval: float = 0.5  # seconds; tests want fast reactions, the default is 2
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": "0.5"}
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": str(self.reconcile_interval)}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agentrun.cli.main", "operator", "--standalone",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import logging
 import os
 import random
@@ -134,34 +135,53 @@ def conditions(old: list[Condition], decision: Decision, generation: int) -> lis
     return result
 
 
+# (run uid, kind, name) -> fingerprint of what this process last applied: a reconcile with nothing to
+# change makes no API calls. Jobs are not remembered here: the job index is their truth. After a restart
+# the map is empty and one round of create calls answers 409 for what exists.
+applied: dict[tuple[str, str, str], str] = {}
+
+
 def apply(kube: Kube, run: AgentTrainingRun, owner: children.Owner, decision: Decision, observed: Observed) -> None:
     """Make the children match the decision: create what is missing, delete what must go."""
     names = children.Names(owner.name)
 
     def ensure(obj: dict[str, Any] | None) -> None:
-        if obj is not None and kube.create(obj):
+        if obj is None:
+            return
+        key = (owner.uid, obj["kind"], obj["metadata"]["name"])
+        fingerprint = json.dumps(obj.get("data"), sort_keys=True)
+        if applied.get(key) == fingerprint:
+            return
+        if kube.create(obj):
             metrics.children_created.labels(owner.namespace, owner.name, obj["kind"]).inc()
+        elif obj["kind"] == "ConfigMap":  # it exists, maybe from an older spec (suspend, ...): pods read it
+            kube.merge_patch("v1", "ConfigMap", owner.namespace, names.spec, {"data": obj["data"]})
+        applied[key] = fingerprint
+
+    def ensure_job(obj: dict[str, Any], state: JobState) -> None:
+        if state == JobState.ABSENT and kube.create(obj):
+            metrics.children_created.labels(owner.namespace, owner.name, "Job").inc()
 
     def remove(obj: dict[str, Any]) -> None:
+        applied.pop((owner.uid, obj["kind"], obj["metadata"]["name"]), None)
         kube.delete(obj["apiVersion"], obj["kind"], owner.namespace, obj["metadata"]["name"])
 
     if not decision.terminal:
         ensure(children.pvc(run, owner))
-        for obj in children.workload_rbac(owner):
+        for obj in (*children.workload_rbac(owner), children.spec_config_map(run, owner)):
             ensure(obj)
-        config = children.spec_config_map(run, owner)
-        if not kube.create(config):  # the spec changed (suspend, ...): the pods read the current one
-            kube.merge_patch("v1", "ConfigMap", owner.namespace, names.spec, {"data": config["data"]})
     if decision.prepare:
-        ensure(children.prepare_job(run, owner))
+        ensure_job(children.prepare_job(run, owner), observed.prepare)
     if decision.workloads:
         for obj in children.workloads(run, owner):
-            ensure(obj)
+            if obj["kind"] == "Job":
+                ensure_job(obj, observed.learner)
+            else:
+                ensure(obj)
     for step in decision.evaluations:
-        if step not in observed.evaluations:
-            ensure(children.evaluation_job(run, owner, step))
+        ensure_job(children.evaluation_job(run, owner, step), observed.evaluations.get(step, JobState.ABSENT))
     if decision.final:
-        ensure(children.evaluation_job(run, owner, None))
+        ensure_job(children.evaluation_job(run, owner, None), observed.final)
     if decision.remove_workloads:
         for obj in children.workloads(run, owner):
             if not (decision.terminal and obj["kind"] == "Job"):  # a finished learner Job is the run's record
@@ -242,9 +262,11 @@ def periodic(**kwargs: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def forget(name: str, namespace: str, **_: Any) -> None:
-    """Children go with the garbage collector (owner references); only the metrics' view is ours."""
+def forget(name: str, namespace: str, uid: str, **_: Any) -> None:
+    """Children go with the garbage collector (owner references); only this process's memory is ours."""
     phases.pop((namespace, name), None)
+    for key in [key for key in applied if key[0] == uid]:
+        del applied[key]
 
 
 STATUS_KEYS = {field.alias or name for name, field in RunStatus.model_fields.items()}
