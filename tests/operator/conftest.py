@@ -38,7 +38,11 @@ class Operator:
                  "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
                  "--metrics-port", str(self.metrics_port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_until(self.healthy, timeout=60, what="the operator's liveness endpoint", alive=self.check_alive)
+        try:
+            wait_until(self.healthy, timeout=60, what="the operator's liveness endpoint", alive=self.check_alive)
+        except BaseException:
+            self.kill()  # never leave an orphan behind a failed start
+            raise
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
@@ -51,7 +55,8 @@ class Operator:
     def kill(self) -> None:
         """SIGKILL: no cleanup, as a node failure or an OOM kill would do."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
             self.process = None
 
