@@ -28,13 +28,14 @@ class Operator:
     liveness_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     reconcile_interval: float = 0.5  # seconds; tests want fast reactions, the default is 2
+    args: tuple[str, ...] = ("--standalone",)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": str(self.reconcile_interval)}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "agentrun.cli.main", "operator", "--standalone",
+                [sys.executable, "-m", "agentrun.cli.main", "operator", *self.args,
                  "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
                  "--metrics-port", str(self.metrics_port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

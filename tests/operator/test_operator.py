@@ -338,3 +338,25 @@ def test_operator_metrics_count_runs_by_phase_and_reconciles(
 def test_kubectl_explain_reads_the_spec_descriptions(kube: KubeAccess, crds: None) -> None:
     text = kube.kubectl("explain", "atr.spec.training.learningRate").stdout
     assert "AdamW learning rate" in text
+
+
+def test_two_replicas_with_peering_only_the_higher_priority_one_reconciles(
+    kube: KubeAccess, crds: None, namespace: Callable[[str], str], tmp_path: Path
+) -> None:
+    kube.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "agentrun-test"}})
+    active = Operator(kube, tmp_path / "active.log", args=("--peering", "agentrun-test", "--priority", "100"))
+    waiting = Operator(kube, tmp_path / "waiting.log", args=("--peering", "agentrun-test", "--priority", "10"))
+    active.start()
+    waiting.start()
+    try:
+        ns = namespace("peering")
+        kube.apply(manifest("shared", ns))
+        kube.wait_for(lambda: f'namespace="{ns}"' in active.metrics(), timeout=TIMEOUT,
+                      what="the active replica reconciling the run")
+        assert f'namespace="{ns}"' not in waiting.metrics()
+        active.stop()  # a graceful stop withdraws it from the peering: the other one takes over
+        kube.wait_for(lambda: f'namespace="{ns}"' in waiting.metrics(), timeout=TIMEOUT,
+                      what="the waiting replica taking over")
+    finally:
+        active.stop()
+        waiting.stop()
