@@ -72,6 +72,18 @@ staging_modules() { sed -n 's#^[[:space:]]*\(replace[[:space:]]\{1,\}\)\{0,1\}\(
 # v1.33.13 -> v0.33.13
 staging_version() { echo "v0.${KUBE_VERSION#v1.}"; }
 
+# A tools module that only requires MODULE@VERSION and keeps TOOL (package main) with a `tool` line.
+# Called by update_modules, whose `tmp` it uses.
+regenerate_tool_module() {
+  local name=$1 module=$2 version=$3 tool=$4
+  log "regenerating $name/ for $module $version"
+  mkdir -p "$tmp/$name" && cd "$tmp/$name"
+  "$GO" mod init "agentrun.local/hack/control-plane/$name" >/dev/null 2>&1
+  "$GO" mod edit -require="$module@$version" -tool="$tool"
+  "$GO" mod tidy
+  cp go.mod go.sum "$HERE/$name/"
+}
+
 update_modules() {
   local gomod tmp m goline
   gomod=$(kube_gomod)
@@ -91,19 +103,8 @@ update_modules() {
   "$GO" mod tidy
   cp go.mod go.sum "$HERE/kubernetes/"
 
-  log "regenerating etcd/ for go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-  mkdir -p "$tmp/etcd" && cd "$tmp/etcd"
-  "$GO" mod init agentrun.local/hack/control-plane/etcd >/dev/null 2>&1
-  "$GO" mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION" -tool=go.etcd.io/etcd/server/v3
-  "$GO" mod tidy
-  cp go.mod go.sum "$HERE/etcd/"
-
-  log "regenerating kwok/ for sigs.k8s.io/kwok $KWOK_VERSION"
-  mkdir -p "$tmp/kwok" && cd "$tmp/kwok"
-  "$GO" mod init agentrun.local/hack/control-plane/kwok >/dev/null 2>&1
-  "$GO" mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION" -tool=sigs.k8s.io/kwok/cmd/kwok
-  "$GO" mod tidy
-  cp go.mod go.sum "$HERE/kwok/"
+  regenerate_tool_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+  regenerate_tool_module kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
   cd "$HERE"
   rm -rf "$tmp"
 }
