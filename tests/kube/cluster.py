@@ -407,6 +407,12 @@ class Cluster(KubeAccess):
             f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
             "--use-service-account-credentials=true",
+            # kwok's node heartbeats compete for the same few cores as everything else; when they are late
+            # the node controller marks the pods NotReady for good (kwok does not set Ready again).
+            "--node-monitor-grace-period=10m",
+            # The default client rate limit (20/s) throttles the Job and ReplicaSet controllers long before
+            # the API server is busy when many runs start at once (bench/operator_scale.py).
+            "--kube-api-qps=200", "--kube-api-burst=400",
         ])
         self._spawn("kube-scheduler", [
             f"--kubeconfig={self.kubeconfig}",

@@ -18,6 +18,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -34,6 +35,7 @@ from agentrun.spec.status import Condition, Phase, RunStatus
 MANAGED = {"app.kubernetes.io/managed-by": "agentrun-operator"}
 RECONCILE_INTERVAL = float(os.environ.get("AGENTRUN_RECONCILE_INTERVAL", "2"))
 ANNOTATION_PREFIX = GROUP
+TIMER_TICK = "Timer 'periodic' succeeded"
 
 phases: dict[tuple[str, str], str] = {}  # the operator's view, read by the metrics at scrape time
 metrics = OperatorMetrics(lambda: dict(phases))
@@ -60,6 +62,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.posting.level = logging.WARNING  # Events: our own, not every handler log line
     settings.watching.server_timeout = 300
+    # Every run ticks every few seconds: per-tick INFO lines (kopf's and httpx's) would bury what matters.
+    logging.getLogger("kopf.objects").addFilter(lambda record: not record.getMessage().startswith(TIMER_TICK))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
     if info is None:
         raise kopf.PermanentError("no credentials: neither in a pod nor with a kubeconfig")
@@ -135,19 +140,54 @@ def conditions(old: list[Condition], decision: Decision, generation: int) -> lis
     return result
 
 
+@dataclass(frozen=True)
+class Desired:
+    """What one generation of a run's spec asks for: built once per generation, because a timer tick
+    that changes nothing must stay cheap (building the children costs milliseconds, mostly the spec's
+    YAML, and every run ticks every RECONCILE_INTERVAL seconds)."""
+
+    run: AgentTrainingRun
+    owner: children.Owner
+    base: tuple[dict[str, Any], ...]  # PVC (unless an existing claim), RBAC, spec ConfigMap
+    prepare: dict[str, Any]
+    workloads: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def build(cls, run: AgentTrainingRun, owner: children.Owner) -> Desired:
+        pvc = children.pvc(run, owner)
+        base = (*([pvc] if pvc else []), *children.workload_rbac(owner), children.spec_config_map(run, owner))
+        return cls(run, owner, base, children.prepare_job(run, owner), tuple(children.workloads(run, owner)))
+
+
+# run uid -> (generation, Desired): one entry per run, replaced when the spec's generation moves.
+desired: dict[str, tuple[int, Desired]] = {}
+
+
+def desired_for(spec: Mapping[str, Any], meta: Mapping[str, Any], kind: str, name: str, namespace: str) -> Desired:
+    """The cached `Desired` of this generation; raises ValidationError for a spec the model refuses."""
+    uid, generation = meta["uid"], meta.get("generation", 0)
+    cached = desired.get(uid)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    run = AgentTrainingRun.model_validate({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                                           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+    built = Desired.build(run, children.Owner(name=name, namespace=namespace, uid=uid))
+    desired[uid] = (generation, built)
+    return built
+
+
 # (run uid, kind, name) -> fingerprint of what this process last applied: a reconcile with nothing to
 # change makes no API calls. Jobs are not remembered here: the job index is their truth. After a restart
 # the map is empty and one round of create calls answers 409 for what exists.
 applied: dict[tuple[str, str, str], str] = {}
 
 
-def apply(kube: Kube, run: AgentTrainingRun, owner: children.Owner, decision: Decision, observed: Observed) -> None:
+def apply(kube: Kube, want: Desired, decision: Decision, observed: Observed) -> None:
     """Make the children match the decision: create what is missing, delete what must go."""
+    run, owner = want.run, want.owner
     names = children.Names(owner.name)
 
-    def ensure(obj: dict[str, Any] | None) -> None:
-        if obj is None:
-            return
+    def ensure(obj: dict[str, Any]) -> None:
         key = (owner.uid, obj["kind"], obj["metadata"]["name"])
         fingerprint = json.dumps(obj.get("data"), sort_keys=True)
         if applied.get(key) == fingerprint:
@@ -167,13 +207,12 @@ def apply(kube: Kube, run: AgentTrainingRun, owner: children.Owner, decision: De
         kube.delete(obj["apiVersion"], obj["kind"], owner.namespace, obj["metadata"]["name"])
 
     if not decision.terminal:
-        ensure(children.pvc(run, owner))
-        for obj in (*children.workload_rbac(owner), children.spec_config_map(run, owner)):
+        for obj in want.base:
             ensure(obj)
     if decision.prepare:
-        ensure_job(children.prepare_job(run, owner), observed.prepare)
+        ensure_job(want.prepare, observed.prepare)
     if decision.workloads:
-        for obj in children.workloads(run, owner):
+        for obj in want.workloads:
             if obj["kind"] == "Job":
                 ensure_job(obj, observed.learner)
             else:
@@ -183,11 +222,11 @@ def apply(kube: Kube, run: AgentTrainingRun, owner: children.Owner, decision: De
     if decision.final:
         ensure_job(children.evaluation_job(run, owner, None), observed.final)
     if decision.remove_workloads:
-        for obj in children.workloads(run, owner):
+        for obj in want.workloads:
             if not (decision.terminal and obj["kind"] == "Job"):  # a finished learner Job is the run's record
                 remove(obj)
     if decision.remove_jobs:
-        remove(children.prepare_job(run, owner))
+        remove(want.prepare)
         for step in observed.evaluations:
             remove(children.evaluation_job(run, owner, step))
         if observed.final != JobState.ABSENT:
@@ -212,16 +251,14 @@ def _reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, An
                logger: logging.Logger) -> None:
     current = RunStatus.model_validate({k: v for k, v in status.items() if k in STATUS_KEYS})
     try:
-        run = AgentTrainingRun.model_validate({"apiVersion": f"{GROUP}/{VERSION}", "kind": body["kind"],
-                                               "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+        want = desired_for(spec, meta, body["kind"], name, namespace)
     except ValidationError as exc:  # the CRD's schema admits little the model refuses, but never crash on it
         decision = Decision(Phase.FAILED, "InvalidSpec", str(exc).replace("\n", "; ")[:1024])
     else:
-        owner = children.Owner(name=name, namespace=namespace, uid=meta["uid"])
         observed = observe(children.Names(name), run_jobs.get((namespace, name), []))
-        decision = decide(run, current, observed)
+        decision = decide(want.run, current, observed)
         try:
-            apply(kube, run, owner, decision, observed)
+            apply(kube, want, decision, observed)
         except KubeError as exc:
             kopf.event(body, type="Warning", reason="ChildError", message=str(exc)[:1024])
             raise kopf.TemporaryError(str(exc), delay=RECONCILE_INTERVAL) from exc
@@ -265,6 +302,7 @@ def periodic(**kwargs: Any) -> None:
 def forget(name: str, namespace: str, uid: str, **_: Any) -> None:
     """Children go with the garbage collector (owner references); only this process's memory is ours."""
     phases.pop((namespace, name), None)
+    desired.pop(uid, None)
     for key in [key for key in applied if key[0] == uid]:
         del applied[key]
 
