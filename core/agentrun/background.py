@@ -74,15 +74,17 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """`python -m <module> <args> --port P` in a child process on a free port; a context manager.
+    """`python -m <module> <args> --port P` in a child process on `port` (0: a free one); a context manager.
 
     `pid` lets a benchmark read the server's CPU time.
     """
 
-    def __init__(self, module: str, args: Sequence[str]) -> None:
-        with socket.socket() as probe:  # a free port; the child binds it again a moment later
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
+    def __init__(self, module: str, args: Sequence[str], port: int = 0) -> None:
+        self.port: int = port
+        if not port:
+            with socket.socket() as probe:  # a free port; the child binds it again a moment later
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
         self._command = [sys.executable, "-m", module, *args, "--port", str(self.port)]
         self._process: subprocess.Popen[bytes] | None = None
 

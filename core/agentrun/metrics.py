@@ -10,11 +10,27 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+# prometheus_client adds a `<name>_created` timestamp beside every counter and histogram; no panel or alert
+# reads them, and docs/metrics.md lists what is exported.
+disable_created_metrics()
+
 LABELS = ("namespace", "run")
+# The rollout client's request errors (agentrun.rollout.chat), the kinds a healthy run may still see.
+EXPECTED_ERROR_KINDS = ("RequestTimeout", "TransportError", "StatusError")
+EVAL_LABELS = (*LABELS, "split", "step")
+# An evaluation's series: (name, help, key of `EvalSummary.as_dict()`). The learner and evaluator of a local
+# run set them as gauges; the operator exports each run's last evaluation from its status at scrape time.
+EVAL_SERIES = (
+    ("agentrun_eval_answer_accuracy", "Answer accuracy of an evaluation.", "answer_accuracy"),
+    ("agentrun_eval_sources_accuracy", "Sources accuracy of an evaluation.", "sources_accuracy"),
+    ("agentrun_eval_reward_mean", "Mean reward of an evaluation.", "mean_reward"),
+    ("agentrun_eval_turns_mean", "Mean turns per question of an evaluation.", "mean_turns"),
+    ("agentrun_eval_latency_p50_seconds", "Median seconds per question of an evaluation.", "latency_p50_seconds"),
+)
 
 
 class RunMetrics:
@@ -37,13 +53,14 @@ class RunMetrics:
         self.mfu = gauge("learner_mfu", "Model FLOPs utilisation of the update (4N + attention FLOPs; GPUs only).")
         self.zero_variance = gauge("learner_zero_variance_group_fraction", "Groups dropped for equal rewards.")
         self.phase_seconds = gauge("learner_step_phase_seconds", "Seconds of the step's phases.", "phase")
-        self.rollout_errors = Counter("agentrun_learner_rollout_errors", "Failed rollout trajectories.",
+        self.trajectory_seconds = gauge("learner_trajectory_seconds",
+                                        "Wall seconds of the step's trajectories (quantile 0.5, 0.9, 1).", "quantile")
+        self.rollout_errors = Counter("agentrun_learner_rollout_errors",
+                                      "Failed rollout trajectories, by exception type.",
                                       [*LABELS, "kind"], registry=self.registry)
-        self.eval_accuracy = gauge("eval_answer_accuracy", "Answer accuracy of an evaluation.", "split", "step")
-        self.eval_sources = gauge("eval_sources_accuracy", "Sources accuracy of an evaluation.", "split", "step")
-        self.eval_reward = gauge("eval_reward_mean", "Mean reward of an evaluation.", "split", "step")
-        self.eval_turns = gauge("eval_turns_mean", "Mean turns per question of an evaluation.", "split", "step")
-        self.eval_latency = gauge("eval_latency_p50_seconds", "Median seconds per question.", "split", "step")
+        for kind in EXPECTED_ERROR_KINDS:  # present at 0 from the start, so rates and panels have a series
+            self.rollout_errors.labels(**self.labels, kind=kind)
+        self.evaluation = {key: Gauge(name, doc, EVAL_LABELS, registry=self.registry) for name, doc, key in EVAL_SERIES}
 
     def record_step(self, values: Mapping[str, float], errors: Mapping[str, int]) -> None:
         """Set the learner gauges from a step's record (`StepRecord.as_metrics()`)."""
@@ -59,17 +76,16 @@ class RunMetrics:
         self.zero_variance.labels(**labels).set(values["zero_variance_groups"])
         for phase in ("rollout", "train", "save"):
             self.phase_seconds.labels(**labels, phase=phase).set(values[f"{phase}_seconds"])
+        for quantile, key in (("0.5", "p50"), ("0.9", "p90"), ("1", "max")):
+            self.trajectory_seconds.labels(**labels, quantile=quantile).set(values[f"trajectory_seconds_{key}"])
         for kind, count in errors.items():
             self.rollout_errors.labels(**labels, kind=kind).inc(count)
 
     def record_eval(self, split: str, step: int, values: Mapping[str, float]) -> None:
         """Set the evaluator gauges from an evaluation summary (`EvalSummary.as_dict()`)."""
         labels = {**self.labels, "split": split, "step": str(step)}
-        self.eval_accuracy.labels(**labels).set(values["answer_accuracy"])
-        self.eval_sources.labels(**labels).set(values["sources_accuracy"])
-        self.eval_reward.labels(**labels).set(values["mean_reward"])
-        self.eval_turns.labels(**labels).set(values["mean_turns"])
-        self.eval_latency.labels(**labels).set(values["latency_p50_seconds"])
+        for key, gauge in self.evaluation.items():
+            gauge.labels(**labels).set(values[key])
 
 
 class RunsByPhase(Collector):
@@ -88,13 +104,33 @@ class RunsByPhase(Collector):
         yield family
 
 
+class LastEvaluations(Collector):
+    """`agentrun_eval_*{namespace, run, split, step}` of each run's last evaluation, read at scrape time from
+    the operator's view of the runs' status (evaluation Jobs end too soon to be scraped themselves)."""
+
+    def __init__(self, evaluations: Callable[[], Mapping[tuple[str, str], Mapping[str, float | int | str]]]) -> None:
+        self.evaluations = evaluations  # (namespace, run) -> {"split", "step", and EvalSummary keys}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runs = sorted(self.evaluations().items())
+        for name, doc, key in EVAL_SERIES:
+            family = GaugeMetricFamily(name, doc, labels=list(EVAL_LABELS))
+            for (namespace, run), values in runs:
+                if values.get(key) is not None:
+                    family.add_metric([namespace, run, str(values["split"]), str(values["step"])], float(values[key]))
+            yield family
+
+
 class OperatorMetrics:
-    """The operator's series: runs by phase (scrape time), reconciles by result, children created."""
+    """The operator's series: runs by phase and last evaluations (scrape time), reconciles by result,
+    children created."""
 
     def __init__(self, phases: Callable[[], Mapping[tuple[str, str], str]],
+                 evaluations: Callable[[], Mapping[tuple[str, str], Mapping[str, float | int | str]]] = dict,
                  registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.registry.register(RunsByPhase(phases))
+        self.registry.register(LastEvaluations(evaluations))
         self.reconciles = Counter("agentrun_operator_reconciles", "Reconciliations of runs, by result.",
                                   [*LABELS, "result"], registry=self.registry)
         self.reconcile_seconds = Histogram("agentrun_operator_reconcile_duration_seconds",

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,11 @@ class Operator:
     metrics_port: int = field(default_factory=free_port)
     reconcile_interval: float = 0.5  # seconds; tests want fast reactions, the default is 2
     args: tuple[str, ...] = ("--standalone",)
+    kubeconfig: Path | None = None  # whose identity it runs with; the cluster's admin when None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": str(self.reconcile_interval)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig or self.kube.kubeconfig), "AGENTRUN_RECONCILE_INTERVAL": str(self.reconcile_interval)}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agentrun.cli.main", "operator", *self.args,
@@ -107,6 +109,22 @@ def operator(kube: KubeAccess, crds: None, tmp_path_factory: pytest.TempPathFact
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def namespace(kube: KubeAccess) -> Iterator[Callable[[str], str]]:  # noqa: F811
+    """Fresh namespaces for a test, deleted (with everything in them) when it ends."""
+    created: list[str] = []
+
+    def create(prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        kube.kubectl("create", "namespace", name)
+        created.append(name)
+        return name
+
+    yield create
+    for name in created:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -48,7 +48,7 @@ def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> 
     deployment, service = children.serving(run, OWNER)
     vllm = container(deployment)
     args = vllm["args"]
-    assert args[:2] == ["serve", "Qwen/Qwen3-4B"] and vllm["image"] == "vllm/vllm-openai:v0.11.0"
+    assert args[:2] == ["serve", "Qwen/Qwen3-4B"] and vllm["image"] == children.Images().serving
     for flag, value in (("--max-loras", "4"), ("--max-lora-rank", "16"), ("--tool-call-parser", "hermes"),
                         ("--max-model-len", "16384"), ("--dtype", "bfloat16")):
         assert args[args.index(flag) + 1] == value
@@ -116,3 +116,19 @@ def test_an_existing_claim_replaces_the_pvc_and_a_queue_labels_the_jobs(run) -> 
 @pytest.mark.parametrize(("rank", "allowed"), [(1, 8), (8, 8), (12, 16), (64, 64), (300, 320)])
 def test_the_servers_max_lora_rank_is_the_smallest_vllm_accepts(rank: int, allowed: int) -> None:
     assert children.max_lora_rank(rank) == allowed
+
+
+def test_pods_get_the_operators_images_unless_the_spec_names_one(run) -> None:  # noqa: ANN001
+    images = children.Images.from_env({"AGENTRUN_TRAINER_IMAGE": "registry.local/trainer:1",
+                                       "AGENTRUN_SERVING_IMAGE": "registry.local/serving:1"})
+    assert images == children.Images(trainer="registry.local/trainer:1", serving="registry.local/serving:1")
+    assert children.Images.from_env({}) == children.Images()
+    assert children.Images().trainer.endswith(f":{children.VERSION}")
+    learner_job, _ = children.learner(run, OWNER, images)
+    assert container(learner_job)["image"] == "registry.local/trainer:1"
+    assert container(children.prepare_job(run, OWNER, images))["image"] == "registry.local/trainer:1"
+    assert container(children.evaluation_job(run, OWNER, None, images))["image"] == "registry.local/trainer:1"
+    assert container(children.serving(run, OWNER, images)[0])["image"] == "registry.local/serving:1"
+    named = run.model_copy(update={"spec": run.spec.model_copy(update={
+        "serving": run.spec.serving.model_copy(update={"image": "vllm/vllm-openai:v0.11.0"})})})
+    assert container(children.serving(named, OWNER, images)[0])["image"] == "vllm/vllm-openai:v0.11.0"

@@ -4,112 +4,35 @@ own namespace; a test ends a pod's life by annotating it (tests/kube/kwok-stages
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agentrun.kube import Credentials, Kube
 from agentrun.kube_status import StatusWriter
 from agentrun.operator import children
 from agentrun.spec.loading import load_run
 from tests.kube.cluster import KubeAccess
 
-from .conftest import ROOT, Operator
+from .conftest import Operator
+from .steering import (
+    EXAMPLE,
+    TIMEOUT,
+    client_for,
+    end_pods,
+    events,
+    exists,
+    manifest,
+    run_status,
+    start_run,
+    wait_exists,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.timeout(600)
-
-EXAMPLE = ROOT / "examples" / "qwen3-4b-enron.yaml"
-TIMEOUT = 90
-
-
-SMALL = {"gpus": 1, "memory": "1Gi"}  # the fake nodes hold 16 GPUs and 512Gi between them
-
-
-@pytest.fixture
-def namespace(kube: KubeAccess) -> Iterator[Callable[[str], str]]:
-    """Fresh namespaces for a test, deleted (with everything in them) when it ends."""
-    created: list[str] = []
-
-    def create(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        kube.kubectl("create", "namespace", name)
-        created.append(name)
-        return name
-
-    yield create
-    for name in created:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def manifest(name: str, ns: str, full_size: bool = False, **spec: Any) -> dict[str, Any]:
-    """The example cluster run, renamed, with `spec` sections replaced (and small pods unless `full_size`)."""
-    body = yaml.safe_load(EXAMPLE.read_text())
-    body["metadata"] = {"name": name, "namespace": ns}
-    if not full_size:
-        body["spec"]["serving"]["resources"] = body["spec"]["learner"]["resources"] = dict(SMALL)
-    body["spec"].update(copy.deepcopy(spec))
-    return body
-
-
-def run_status(kube: KubeAccess, ns: str, name: str) -> dict[str, Any]:
-    return kube.get("agenttrainingrun", name, namespace=ns).get("status") or {}
-
-
-def wait_phase(kube: KubeAccess, ns: str, name: str, phase: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    return kube.wait_for(lambda: (s := run_status(kube, ns, name)).get("phase") == phase and s,
-                         timeout=timeout, what=f"run {ns}/{name} phase {phase}")
-
-
-def exists(kube: KubeAccess, kind: str, ns: str, name: str) -> bool:
-    return kube.kubectl("get", kind, name, "-n", ns, check=False).returncode == 0
-
-
-def wait_exists(kube: KubeAccess, kind: str, ns: str, name: str) -> dict[str, Any]:
-    kube.wait_for(lambda: exists(kube, kind, ns, name), timeout=TIMEOUT, what=f"{kind} {ns}/{name}")
-    return kube.get(kind, name, namespace=ns)
-
-
-def end_pods(kube: KubeAccess, ns: str, job: str, exit_code: int) -> None:
-    """Let kwok finish the Job's running pods with `exit_code`."""
-
-    def running() -> list[str]:
-        return [p["metadata"]["name"] for p in kube.get("pods", namespace=ns)["items"]
-                if p["metadata"].get("labels", {}).get("job-name") == job
-                and p.get("status", {}).get("phase") == "Running"]
-
-    pods = kube.wait_for(running, timeout=TIMEOUT, what=f"running pods of Job {ns}/{job}")
-    for pod in pods:
-        kube.kubectl("annotate", "pod", pod, "-n", ns, f"agentrun.test/exit={exit_code}", "--overwrite")
-
-
-def start_run(kube: KubeAccess, ns: str, name: str, **spec: Any) -> dict[str, Any]:
-    """Apply a run, finish its prepare Job, wait until it is Running; returns the manifest."""
-    body = manifest(name, ns, **spec)
-    kube.apply(body)
-    wait_exists(kube, "job", ns, f"{name}-prepare")
-    end_pods(kube, ns, f"{name}-prepare", 0)
-    wait_phase(kube, ns, name, "Running")
-    return body
-
-
-def client_for(kubeconfig: Path) -> Kube:
-    """agentrun's own REST client, authenticated as the kubeconfig's ServiceAccount token."""
-    config = json.loads(kubeconfig.read_text())
-    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
-    return Kube(Credentials(server=cluster["server"], token=user["token"],
-                            ca_data=base64.b64decode(cluster["certificate-authority-data"]).decode()))
-
-
-def events(kube: KubeAccess, ns: str, name: str) -> list[dict[str, Any]]:
-    return [e for e in kube.get("events", namespace=ns)["items"] if e["involvedObject"].get("name") == name]
-
 
 def test_the_example_run_gets_every_child_as_built_and_runs(
     kube: KubeAccess, operator: Operator, namespace: Callable[[str], str]
@@ -333,6 +256,31 @@ def test_operator_metrics_count_runs_by_phase_and_reconciles(
     assert f'agentrun_operator_runs{{namespace="{ns}",phase="Running"}} 1.0' in text
     assert f'agentrun_operator_reconciles_total{{namespace="{ns}",result="ok",run="observed"}}' in text
     assert f'agentrun_operator_children_created_total{{kind="Job",namespace="{ns}",run="observed"}} 2.0' in text
+
+
+def test_the_last_evaluation_in_a_runs_status_is_exported_by_the_operator(
+    kube: KubeAccess, operator: Operator, namespace: Callable[[str], str]
+) -> None:
+    ns = namespace("evalmetrics")
+    start_run(kube, ns, "scored")
+    with client_for(kube.service_account_kubeconfig(ns, "scored-workload", create=False)) as client:
+        assert StatusWriter(client, ns, "scored").progress(lastEvaluation={
+            "step": 20, "split": "validation", "reward": 0.25, "accuracy": 0.4, "sourcesAccuracy": 0.3,
+            "turns": 4.5, "latencyP50Seconds": 2.0})
+    labels = f'namespace="{ns}",run="scored",split="validation",step="20"'
+    kube.wait_for(lambda: f"agentrun_eval_answer_accuracy{{{labels}}} 0.4" in operator.metrics(), timeout=TIMEOUT,
+                  what="the operator exporting the run's last evaluation")
+    text = operator.metrics()
+    for series, value in (("agentrun_eval_reward_mean", 0.25), ("agentrun_eval_sources_accuracy", 0.3),
+                          ("agentrun_eval_turns_mean", 4.5), ("agentrun_eval_latency_p50_seconds", 2.0)):
+        assert f"{series}{{{labels}}} {value}" in text
+    kube.kubectl("delete", "atr", "scored", "-n", ns)
+
+    def evaluation_lines() -> list[str]:
+        return [line for line in operator.metrics().splitlines()
+                if line.startswith("agentrun_eval_") and f'namespace="{ns}"' in line]
+
+    kube.wait_for(lambda: not evaluation_lines(), timeout=TIMEOUT, what="the deleted run's evaluation series gone")
 
 
 def test_kubectl_explain_reads_the_spec_descriptions(kube: KubeAccess, crds: None) -> None:

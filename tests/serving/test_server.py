@@ -250,3 +250,5 @@ def test_metrics_export_vllms_series(server: background.ThreadServer, client: op
         assert f"{series}{labels}" in text
     generated = next(line for line in text.splitlines() if line.startswith(f"vllm:generation_tokens_total{labels}"))
     assert float(generated.split()[-1]) >= 3
+    kv_usage = next(line for line in text.splitlines() if line.startswith(f"vllm:kv_cache_usage_perc{labels}"))
+    assert float(kv_usage.split()[-1]) == 0.0  # every sequence has retired: no slot holds positions

@@ -96,5 +96,7 @@ def test_failed_trajectories_are_tolerated_up_to_a_fraction(
 ) -> None:
     record = make_loop(bimodal_policy(), tmp_path / "some", steps=1, failing=2).run_step()
     assert (record.trajectories, record.failed_trajectories) == (8, 2)
+    assert record.rollout_errors == {"ServerError": 2}
+    assert 0 <= record.trajectory_seconds_p50 <= record.trajectory_seconds_p90 <= record.trajectory_seconds_max
     with pytest.raises(StepFailed, match="3 of 8 trajectories failed"):
         make_loop(bimodal_policy(), tmp_path / "many", steps=1, failing=3).run_step()

@@ -238,8 +238,9 @@ class ResourcesSpec(SpecModel):
 
 
 class ServingSpec(SpecModel):
-    image: str = "vllm/vllm-openai:v0.11.0"
-    """vLLM server image (cluster mode); the local runner uses the embedded server instead."""
+    image: Annotated[str, Field(max_length=512)] | None = None
+    """vLLM server image (cluster mode); unset: the operator's serving image (Helm value `images.serving`).
+    The local runner uses the embedded server instead."""
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     """vLLM Deployment replicas."""
     max_loras: Annotated[int, Field(ge=1, le=64)] = 4
@@ -258,8 +259,9 @@ class DeepSpeedSpec(SpecModel):
 
 
 class LearnerSpec(SpecModel):
-    image: str = "ghcr.io/agentrun/trainer:latest"
-    """Learner image (cluster mode)."""
+    image: Annotated[str, Field(max_length=512)] | None = None
+    """Learner, prepare and evaluation image (cluster mode); unset: the operator's trainer image (Helm value
+    `images.trainer`)."""
     nodes: Annotated[int, Field(ge=1, le=256)] = 1
     """Pods of the learner's Indexed Job (one per node)."""
     micro_batch_tokens: Annotated[int, Field(ge=256)] = 16384

@@ -48,6 +48,12 @@ class Evaluation(SpecModel):
     """Mean reward over the evaluated questions."""
     accuracy: Annotated[float, Field(ge=0.0, le=1.0)]
     """Fraction of questions answered correctly."""
+    sources_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Fraction of questions whose cited sources were right."""
+    turns: Annotated[float, Field(ge=0.0)] | None = None
+    """Mean turns per question."""
+    latency_p50_seconds: Annotated[float, Field(ge=0.0)] | None = None
+    """Median seconds per question."""
 
 
 class Progress(SpecModel):

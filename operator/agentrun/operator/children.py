@@ -12,7 +12,9 @@ calls, so every field is testable without a cluster. The handlers only create, p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,26 @@ METRICS_PORT = 9400
 RENDEZVOUS_PORT = 29500
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
 WORKLOAD_USER = 1000  # the trainer image's non-root user
+SERVING_USER = 1000  # the serving image's non-root user
+VERSION = version("agentrun")
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 RUN_LABEL = f"{GROUP}/run"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+@dataclass(frozen=True)
+class Images:
+    """The images a run's pods get when its spec names none. The operator reads them from its environment,
+    which the Helm chart fills from `images.*` in its values."""
+
+    trainer: str = f"ghcr.io/agentrun/trainer:{VERSION}"
+    serving: str = f"ghcr.io/agentrun/serving:{VERSION}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Images:
+        default = cls()
+        return cls(trainer=env.get("AGENTRUN_TRAINER_IMAGE") or default.trainer,
+                   serving=env.get("AGENTRUN_SERVING_IMAGE") or default.serving)
 
 
 @dataclass(frozen=True)
@@ -138,13 +157,13 @@ def _common_env(run: AgentTrainingRun) -> list[dict[str, Any]]:
     return env
 
 
-def _workload_pod(run: AgentTrainingRun, owner: Owner, component: str, command: list[str],
+def _workload_pod(run: AgentTrainingRun, owner: Owner, images: Images, component: str, command: list[str],
                   resources_spec: ResourcesSpec | None, extra_env: list[dict[str, Any]] | None = None,
                   read_only: bool = False) -> dict[str, Any]:
     volumes, mounts = _volumes(run, read_only)
     container: dict[str, Any] = {
         "name": component,
-        "image": run.spec.learner.image,
+        "image": run.spec.learner.image or images.trainer,
         "command": command,
         "env": [*_common_env(run), *(extra_env or [])],
         "volumeMounts": mounts,
@@ -215,12 +234,12 @@ def workload_rbac(owner: Owner) -> list[dict[str, Any]]:
     ]
 
 
-def prepare_job(run: AgentTrainingRun, owner: Owner) -> dict[str, Any]:
-    pod = _workload_pod(run, owner, "prepare", ["python", "-m", "agentrun.workloads.prepare"], None)
+def prepare_job(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> dict[str, Any]:
+    pod = _workload_pod(run, owner, images, "prepare", ["python", "-m", "agentrun.workloads.prepare"], None)
     return _job(run, owner, Names(owner.name).prepare, "prepare", pod, backoff_limit=2)
 
 
-def serving(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
+def serving(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
     """The vLLM Deployment and its Service. Adapters are found by name in the run's checkpoints through
     vLLM's filesystem resolver (any replica, after restarts); runtime loading stays enabled too."""
     spec, names = run.spec, Names(owner.name)
@@ -251,7 +270,7 @@ def serving(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
     health = {"httpGet": {"path": "/health", "port": "http"}}
     container = {
         "name": "vllm",
-        "image": spec.serving.image,
+        "image": spec.serving.image or images.serving,
         "command": ["vllm"],
         "args": args,
         "env": env,
@@ -261,6 +280,7 @@ def serving(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
         "startupProbe": {**health, "periodSeconds": 10, "failureThreshold": 180},  # weights load for minutes
         "readinessProbe": {**health, "periodSeconds": 5},
         "livenessProbe": {**health, "periodSeconds": 15, "failureThreshold": 4},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
     selector = {RUN_LABEL: owner.name, COMPONENT_LABEL: "serve"}
     deployment = {
@@ -273,6 +293,7 @@ def serving(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
             "template": {
                 "metadata": {"labels": labels(owner, "serve")},
                 "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": SERVING_USER, "fsGroup": SERVING_USER},
                     "containers": [container],
                     "volumes": [v for v in volumes if v["name"] == "data"]
                     + [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
@@ -293,7 +314,7 @@ def serving_url(owner: Owner) -> str:
     return f"http://{Names(owner.name).serve}.{owner.namespace}.svc:{SERVE_PORT}/v1"
 
 
-def learner(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
+def learner(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
     """The learner's Indexed Job (pod i is node i of a torchrun rendezvous at pod 0) and the headless
     Service that gives pod 0 its DNS name. Every start resumes from the newest complete checkpoint."""
     spec, names = run.spec, Names(owner.name)
@@ -308,7 +329,7 @@ def learner(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
         {"name": "AGENTRUN_SERVER_URL", "value": serving_url(owner)},
         {"name": "AGENTRUN_ENGINE", "value": "deepspeed"},
     ]
-    pod = _workload_pod(run, owner, "learner", command, spec.learner.resources, env)
+    pod = _workload_pod(run, owner, images, "learner", command, spec.learner.resources, env)
     pod["spec"]["subdomain"] = names.learner
     pod["spec"]["containers"][0]["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT},
                                              {"name": "metrics", "containerPort": METRICS_PORT}]
@@ -325,16 +346,17 @@ def learner(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
     return [job, service]
 
 
-def evaluation_job(run: AgentTrainingRun, owner: Owner, step: int | None) -> dict[str, Any]:
+def evaluation_job(run: AgentTrainingRun, owner: Owner, step: int | None,
+                   images: Images = Images()) -> dict[str, Any]:
     """Evaluate checkpoint `step` on the validation scenarios, or (step None) the newest checkpoint and
     the starting policy on the final split."""
     target = ["--final"] if step is None else ["--step", str(step)]
     command = ["python", "-m", "agentrun.workloads.evaluator", *target]
     env = [{"name": "AGENTRUN_SERVER_URL", "value": serving_url(owner)}]
-    pod = _workload_pod(run, owner, "eval", command, ResourcesSpec(gpus=0), env, read_only=False)
+    pod = _workload_pod(run, owner, images, "eval", command, ResourcesSpec(gpus=0), env, read_only=False)
     return _job(run, owner, Names(owner.name).eval(step), "eval", pod, backoff_limit=2)
 
 
-def workloads(run: AgentTrainingRun, owner: Owner) -> list[dict[str, Any]]:
+def workloads(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
     """What a running run needs besides its data and RBAC: server and learner."""
-    return [*serving(run, owner), *learner(run, owner)]
+    return [*serving(run, owner, images), *learner(run, owner, images)]

@@ -30,15 +30,18 @@ from agentrun.operator import children
 from agentrun.operator.lifecycle import PREPARED, Decision, JobState, Observed, decide
 from agentrun.spec.crd import GROUP, PLURAL, VERSION
 from agentrun.spec.models import AgentTrainingRun
-from agentrun.spec.status import Condition, Phase, RunStatus
+from agentrun.spec.status import Condition, Evaluation, Phase, RunStatus
 
 MANAGED = {"app.kubernetes.io/managed-by": "agentrun-operator"}
 RECONCILE_INTERVAL = float(os.environ.get("AGENTRUN_RECONCILE_INTERVAL", "2"))
+IMAGES = children.Images.from_env(os.environ)  # for runs whose spec names no image
 ANNOTATION_PREFIX = GROUP
 TIMER_TICK = "Timer 'periodic' succeeded"
 
-phases: dict[tuple[str, str], str] = {}  # the operator's view, read by the metrics at scrape time
-metrics = OperatorMetrics(lambda: dict(phases))
+# The operator's view of the runs, read by the metrics at scrape time.
+phases: dict[tuple[str, str], str] = {}
+evaluations: dict[tuple[str, str], dict[str, float | int | str]] = {}  # last evaluation, EvalSummary keys
+metrics = OperatorMetrics(lambda: dict(phases), lambda: dict(evaluations))
 
 
 def credentials(info: kopf.ConnectionInfo) -> Credentials:
@@ -115,6 +118,14 @@ def observe(names: children.Names, jobs: Any) -> Observed:
                     final=state(names.eval(None)), evaluations=evaluations)
 
 
+def summary_keys(evaluation: Evaluation) -> dict[str, float | int | str]:
+    """A status evaluation under the names `agentrun.metrics.EVAL_SERIES` reads (EvalSummary's)."""
+    values = {"split": evaluation.split, "step": evaluation.step, "answer_accuracy": evaluation.accuracy,
+              "mean_reward": evaluation.reward, "sources_accuracy": evaluation.sources_accuracy,
+              "mean_turns": evaluation.turns, "latency_p50_seconds": evaluation.latency_p50_seconds}
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -156,7 +167,8 @@ class Desired:
     def build(cls, run: AgentTrainingRun, owner: children.Owner) -> Desired:
         pvc = children.pvc(run, owner)
         base = (*([pvc] if pvc else []), *children.workload_rbac(owner), children.spec_config_map(run, owner))
-        return cls(run, owner, base, children.prepare_job(run, owner), tuple(children.workloads(run, owner)))
+        return cls(run, owner, base, children.prepare_job(run, owner, IMAGES),
+                   tuple(children.workloads(run, owner, IMAGES)))
 
 
 # run uid -> (generation, Desired): one entry per run, replaced when the spec's generation moves.
@@ -218,9 +230,10 @@ def apply(kube: Kube, want: Desired, decision: Decision, observed: Observed) -> 
             else:
                 ensure(obj)
     for step in decision.evaluations:
-        ensure_job(children.evaluation_job(run, owner, step), observed.evaluations.get(step, JobState.ABSENT))
+        ensure_job(children.evaluation_job(run, owner, step, IMAGES),
+                   observed.evaluations.get(step, JobState.ABSENT))
     if decision.final:
-        ensure_job(children.evaluation_job(run, owner, None), observed.final)
+        ensure_job(children.evaluation_job(run, owner, None, IMAGES), observed.final)
     if decision.remove_workloads:
         for obj in want.workloads:
             if not (decision.terminal and obj["kind"] == "Job"):  # a finished learner Job is the run's record
@@ -264,6 +277,8 @@ def _reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, An
             raise kopf.TemporaryError(str(exc), delay=RECONCILE_INTERVAL) from exc
 
     phases[(namespace, name)] = decision.phase.value
+    if current.progress.last_evaluation is not None:
+        evaluations[(namespace, name)] = summary_keys(current.progress.last_evaluation)
     if current.phase != decision.phase:
         kind = "Warning" if decision.phase == Phase.FAILED else "Normal"
         kopf.event(body, type=kind, reason=decision.reason,
@@ -302,6 +317,7 @@ def periodic(**kwargs: Any) -> None:
 def forget(name: str, namespace: str, uid: str, **_: Any) -> None:
     """Children go with the garbage collector (owner references); only this process's memory is ours."""
     phases.pop((namespace, name), None)
+    evaluations.pop((namespace, name), None)
     desired.pop(uid, None)
     for key in [key for key in applied if key[0] == uid]:
         del applied[key]

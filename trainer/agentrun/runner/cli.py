@@ -13,8 +13,11 @@ from agentrun.spec.loading import SpecError, load_run
 @click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Serve the run's Prometheus metrics on 127.0.0.1:PORT (0: do not serve).")
+@click.option("--server-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of the embedded model server on 127.0.0.1 (0: any free port). Its /metrics has vLLM's "
+                   "vllm:* series, for a Prometheus scrape beside --metrics-port.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def run(manifest: Path, metrics_port: int, no_progress: bool) -> None:
+def run(manifest: Path, metrics_port: int, server_port: int, no_progress: bool) -> None:
     """Train the AgentTrainingRun in MANIFEST locally: the embedded model server instead of vLLM, plain
     torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC.
 
@@ -31,7 +34,8 @@ def run(manifest: Path, metrics_port: int, no_progress: bool) -> None:
     except SpecError as error:
         raise click.ClickException(str(error)) from None
     try:
-        outcome = local.LocalRunner(training_run, progress=not no_progress, metrics_port=metrics_port).execute()
+        outcome = local.LocalRunner(training_run, progress=not no_progress, metrics_port=metrics_port,
+                                    server_port=server_port).execute()
     except (local.RunError, benchmark.EvaluationError) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

@@ -65,7 +65,7 @@ class MetricsReporter:
             start_http_server(port, addr=addr, registry=self.metrics.registry)
 
     def step_done(self, record: StepRecord) -> None:
-        self.metrics.record_step(record.as_metrics(), {"failed": record.failed_trajectories})
+        self.metrics.record_step(record.as_metrics(), record.rollout_errors)
 
     def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None:
         self.metrics.record_eval(split, step, result.as_dict())  # type: ignore[arg-type]
@@ -162,8 +162,10 @@ def best_checkpoint(layout: storage.Layout, run: str) -> str | None:
 
 
 class LocalRunner:
-    def __init__(self, run: AgentTrainingRun, *, progress: bool = True, metrics_port: int = 0) -> None:
+    def __init__(self, run: AgentTrainingRun, *, progress: bool = True, metrics_port: int = 0,
+                 server_port: int = 0) -> None:
         self.run = run
+        self.server_port = server_port
         self.spec = run.spec
         self.name = run.metadata.name
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
@@ -180,7 +182,7 @@ class LocalRunner:
         checkpoints_dir.mkdir(parents=True, exist_ok=True)
         server_args = ["--model", base, "--adapters-dir", str(checkpoints_dir), "--cache-root", str(self.layout.root),
                        "--log-level", "warning"]
-        server = background.ProcessServer("agentrun.serving.cli", server_args)
+        server = background.ProcessServer("agentrun.serving.cli", server_args, port=self.server_port)
         server.start(timeout=SERVER_START_SECONDS)
         publisher = AdapterPublisher(server.base_url)
         try:

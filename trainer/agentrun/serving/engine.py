@@ -126,6 +126,8 @@ class Engine:
                     log.exception("generation step failed; ending the requests in it")
                     self._fail_all(admitted)
             self._metrics.running.set(len(self._running))
+            # The cache's slots hold max_batch sequences of up to its current capacity (it grows on demand).
+            self._metrics.kv_cache_usage.set(sum(self._lengths) / (self._max_batch * self._cache.capacity))
         with self.adapters.lock:
             for job in [*self._running, *self._waiting]:
                 job.finish_reason = "abort"

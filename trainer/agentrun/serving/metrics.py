@@ -32,6 +32,9 @@ class ServerMetrics:
         self.waiting = Gauge(
             "vllm:num_requests_waiting", "Number of requests waiting to be processed.", LABELS, registry=self.registry
         ).labels(*labels)
+        self.kv_cache_usage = Gauge(
+            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", LABELS, registry=self.registry
+        ).labels(*labels)
         self.prompt_tokens = Counter(
             "vllm:prompt_tokens", "Number of prefill tokens processed.", LABELS, registry=self.registry
         ).labels(*labels)

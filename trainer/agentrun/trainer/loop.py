@@ -17,7 +17,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,7 @@ import torch
 from peft import PeftModel
 
 from agentrun import storage
+from agentrun.evaluator.summary import percentile
 from agentrun.rollout.client import check_served_by
 from agentrun.rollout.trajectory import Trajectory, write_jsonl
 from agentrun.trainer import checkpoints, grpo
@@ -33,6 +35,11 @@ from agentrun.trainer.samples import build_samples
 
 Rollouts = Callable[[int, str], list[list[Trajectory]]]  # (step, model name) -> groups of trajectories
 Publish = Callable[[str, Path], None]  # (adapter name, directory): make the server serve it under that name
+
+
+def error_kinds(trajectories: Sequence[Trajectory]) -> dict[str, int]:
+    """Failed trajectories counted by the type of the exception that stopped them (`"TimeoutError: ..."`)."""
+    return dict(Counter((t.exception or "").split(":", 1)[0] or "Unknown" for t in trajectories if t.failed))
 
 
 class StepFailed(RuntimeError):
@@ -59,6 +66,10 @@ class StepRecord:
     rollout_seconds: float
     train_seconds: float
     save_seconds: float
+    trajectory_seconds_p50: float = 0.0  # wall time of one trajectory, slot to reward
+    trajectory_seconds_p90: float = 0.0
+    trajectory_seconds_max: float = 0.0
+    rollout_errors: dict[str, int] = field(default_factory=dict)  # failed trajectories by exception type
 
     def as_metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items() if isinstance(v, int | float)}
@@ -155,6 +166,7 @@ class TrainingLoop:
         train_seconds = time.perf_counter() - train_started
 
         all_rewards = [t.reward.total for t in ok if t.reward is not None]
+        durations = [t.timings.wall_seconds for t in flat] or [0.0]
         record = StepRecord(
             step=step, model=self.model_name,
             reward_mean=statistics.fmean(all_rewards) if all_rewards else 0.0,
@@ -167,6 +179,8 @@ class TrainingLoop:
             trained_tokens=metrics.trained_tokens if metrics else 0,
             tokens_per_second=metrics.tokens_per_second if metrics else 0.0, mfu=metrics.mfu if metrics else 0.0,
             rollout_seconds=rollout_seconds, train_seconds=train_seconds, save_seconds=0.0,
+            trajectory_seconds_p50=percentile(durations, 50), trajectory_seconds_p90=percentile(durations, 90),
+            trajectory_seconds_max=max(durations), rollout_errors=error_kinds(flat),
         )
         save_started = time.perf_counter()
         directory = self.checkpoints_dir / storage.checkpoint_name(step)

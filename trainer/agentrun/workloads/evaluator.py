@@ -23,7 +23,10 @@ def report(writer: StatusWriter | None, workload: Workload, step: int, split: st
     if writer is None:
         return
     writer.progress(lastEvaluation={"step": step, "split": split, "reward": round(result.mean_reward, 4),
-                                    "accuracy": round(result.answer_accuracy, 4)},
+                                    "accuracy": round(result.answer_accuracy, 4),
+                                    "sourcesAccuracy": round(result.sources_accuracy, 4),
+                                    "turns": round(result.mean_turns, 3),
+                                    "latencyP50Seconds": round(result.latency_p50_seconds, 3)},
                     bestCheckpoint=local.best_checkpoint(workload.layout, workload.run.metadata.name))
 
 

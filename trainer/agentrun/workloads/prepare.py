@@ -15,8 +15,6 @@ from agentrun.workloads.context import Workload
 def cache_base(run: AgentTrainingRun) -> None:
     """Download a hub model into HF_HUB_CACHE (the server and learner pods read it offline); local
     directories and builtin:tiny need nothing here."""
-    from pathlib import Path
-
     base = run.spec.model.base
     if base.startswith(local.TINY.split(":")[0] + ":") or Path(base).is_dir():
         return

@@ -1,0 +1,75 @@
+{{/* Names and labels shared by every object of the release. */}}
+
+{{- define "agentrun.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "agentrun.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "agentrun.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agentrun.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "agentrun.labels" -}}
+{{ include "agentrun.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "agentrun.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "agentrun.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: name the existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "repository:tag" of images.<name>; the tag defaults to the chart's appVersion. */}}
+{{- define "agentrun.image" -}}
+{{- $image := index .root.Values.images .name -}}
+{{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) -}}
+{{- end -}}
+
+{{/* The namespaced permissions the operator needs wherever it reconciles runs (Role or ClusterRole). */}}
+{{- define "agentrun.namespacedRules" -}}
+# The runs: watched, annotated by kopf (progress, finalizer), status written by the operator.
+- apiGroups: [agentrun.dev]
+  resources: [agenttrainingruns]
+  verbs: [get, list, watch, patch]
+- apiGroups: [agentrun.dev]
+  resources: [agenttrainingruns/status]
+  verbs: [get, patch]
+# Events for every phase transition and failure.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+# Children: Jobs are watched (the operator's job index); the rest is created and deleted by name.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch, create, delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [create, delete]
+- apiGroups: [""]
+  resources: [services, persistentvolumeclaims, serviceaccounts]
+  verbs: [create, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, patch, delete]
+# Each run's own ServiceAccount, Role and RoleBinding (the Role grants only what the operator holds above).
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create, delete]
+{{- end -}}
