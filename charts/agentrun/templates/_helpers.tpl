@@ -73,3 +73,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: [roles, rolebindings]
   verbs: [create, delete]
 {{- end -}}
+
+{{/* kopf watches CustomResourceDefinitions to discover the resources it serves (read-only). */}}
+{{- define "agentrun.discoveryRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}

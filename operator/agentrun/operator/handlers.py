@@ -94,7 +94,9 @@ def job_state(status: Mapping[str, Any]) -> tuple[JobState, str]:
             return JobState.SUCCEEDED, ""
         if condition.get("type") == "Failed":
             return JobState.FAILED, f"{condition.get('reason', 'Failed')}: {condition.get('message', '')}".strip()
-    if status.get("ready"):
+    # Pods that already succeeded count as running until the Job controller marks the Job Complete: without
+    # this, a learner's last moments would read as "waiting for pods" and the phase would step back.
+    if status.get("ready") or status.get("succeeded"):
         return JobState.RUNNING, ""
     return JobState.PENDING, ""
 
