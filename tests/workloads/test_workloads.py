@@ -52,7 +52,7 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
     assert json.loads(layout.run_json("pods").read_text())["metadata"]["name"] == "pods"
 
     checkpoints = layout.checkpoints_dir("pods")
-    checkpoints.mkdir(parents=True)
+    assert checkpoints.is_dir()  # vLLM's filesystem resolver refuses to start on a missing directory
     server_args = ["--model", str(tiny_dir), "--adapters-dir", str(checkpoints), "--log-level", "warning"]
     with background.ProcessServer("agentrun.serving.cli", server_args) as server:
         env["AGENTRUN_SERVER_URL"] = server.base_url

@@ -31,6 +31,8 @@ def main() -> None:
     dataset_dir = local.prepare_dataset(run, layout, progress=False)
     local.prepare_base(run, layout, dataset_dir, progress=False)
     local.record_spec(run, layout)
+    # The server starts after this Job with its LoRA resolver on this directory, which must exist by then.
+    layout.checkpoints_dir(run.metadata.name).mkdir(parents=True, exist_ok=True)
     print(f"prepared {dataset_dir} and {run.spec.model.base}", flush=True)
 
 
