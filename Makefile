@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-installed
 export PIP_CACHE_DIR ?= $(HOME)/.cache/agentrun/pip
 
-.PHONY: venv test quickstart bench clean-venv control-plane
+.PHONY: venv test quickstart bench clean-venv control-plane tools
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ venv: $(STAMP)
 control-plane:
 	bash hack/control-plane/build.sh
 
-test: venv control-plane
+# helm, prometheus + promtool, skaffold at the versions of hack/tools/versions.env, cached in
+# ~/.cache/agentrun/tools/ once; docs/control-plane.md, "Other test tools".
+tools:
+	bash hack/tools/build.sh
+
+test: venv control-plane tools
 	$(BIN)/pytest
 
 quickstart: venv

@@ -29,3 +29,37 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from agentrun.models import tiny
 
     return tiny.build_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+# External tools (hack/tools/build.sh, `make tools`): the cached binaries' paths; a missing one is an error
+# naming `make tools`.
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm binary (built from the Go module proxy)."""
+    from tests.tools import tool
+
+    return tool("helm")
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Path:
+    """The pinned prometheus server binary (from Debian's `prometheus` package)."""
+    from tests.tools import tool
+
+    return tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """The pinned promtool binary (from Debian's `prometheus` package)."""
+    from tests.tools import tool
+
+    return tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def skaffold() -> Path:
+    """The pinned skaffold binary (built from the Go module proxy)."""
+    from tests.tools import tool
+
+    return tool("skaffold")
