@@ -31,35 +31,18 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny.build_tiny(tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
 
-# External tools (hack/tools/build.sh, `make tools`): the cached binaries' paths; a missing one is an error
-# naming `make tools`.
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    """The pinned helm binary (built from the Go module proxy)."""
-    from tests.tools import tool
+def _tool_fixture(name: str, origin: str):  # noqa: ANN202
+    def fixture() -> Path:
+        from tests.tools import tool
 
-    return tool("helm")
+        return tool(name)
 
-
-@pytest.fixture(scope="session")
-def prometheus() -> Path:
-    """The pinned prometheus server binary (from Debian's `prometheus` package)."""
-    from tests.tools import tool
-
-    return tool("prometheus")
+    fixture.__doc__ = f"The pinned {name} binary ({origin}); a missing one is an error naming `make tools`."
+    return pytest.fixture(scope="session", name=name)(fixture)
 
 
-@pytest.fixture(scope="session")
-def promtool() -> Path:
-    """The pinned promtool binary (from Debian's `prometheus` package)."""
-    from tests.tools import tool
-
-    return tool("promtool")
-
-
-@pytest.fixture(scope="session")
-def skaffold() -> Path:
-    """The pinned skaffold binary (built from the Go module proxy)."""
-    from tests.tools import tool
-
-    return tool("skaffold")
+# External tools (hack/tools/build.sh, `make tools`): the cached binaries' paths.
+helm = _tool_fixture("helm", "built from the Go module proxy")
+prometheus = _tool_fixture("prometheus", "from Debian's prometheus package")
+promtool = _tool_fixture("promtool", "from Debian's prometheus package")
+skaffold = _tool_fixture("skaffold", "built from the Go module proxy")

@@ -38,8 +38,8 @@ def helm_cmd(helm: Path, *args: str, kubeconfig: Path | None = None) -> subproce
                                "HELM_DATA_HOME": "/tmp/agentrun-helm/data"})
 
 
-def cluster_object(kube: KubeAccess, kind: str, name: str) -> bool:
-    return kube.kubectl("get", kind, name, check=False).returncode == 0
+def cluster_object(cluster: KubeAccess, kind: str, name: str) -> bool:
+    return cluster.kubectl("get", kind, name, check=False).returncode == 0
 
 
 def render(helm: Path, *sets: str) -> list[dict[str, Any]]:

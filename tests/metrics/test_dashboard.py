@@ -13,6 +13,7 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,14 @@ from agentrun.metrics import OperatorMetrics, RunMetrics
 from tests.kube.cluster import KubeAccess, free_port, wait_until
 from tests.kube.conftest import kube  # noqa: F401  (the session cluster)
 from tests.operator.conftest import Operator, crds, namespace, operator  # noqa: F401  (fixtures)
+from tests.runner.test_local import manifest
+
+pytestmark = pytest.mark.timeout(600)  # above the wait below, so a timeout names the queries without data
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts" / "agentrun" / "dashboards" / "agentrun.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-RUN = "prom-run"
+RUN = "tiny-run"  # tests.runner.test_local's manifest
 # Grafana fills these in; the test selects every namespace and run, with a window of several scrapes.
 VARIABLES = {"$namespace": ".*", "$run": ".*", "$__rate_interval": "20s"}
 # Series exported on purpose without a panel: name -> why.
@@ -110,56 +114,54 @@ class Prometheus:
         self.process.wait(timeout=30)
 
 
-def local_run_manifest(tmp_path: Path, base: Path) -> Path:
-    spec = {
-        "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun", "metadata": {"name": RUN},
-        "spec": {
-            "model": {"base": str(base)},
-            "dataset": {"name": "small", "emails": 1000},
-            "environment": {"maxTurns": 2, "maxNewTokens": 24},
-            # Long enough to outlive the test: it is stopped once every panel has data.
-            "training": {"steps": 200, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 1},
-            "rollout": {"concurrency": 4},
-            "evaluation": {"everySteps": 1, "limit": 3},
-            "storage": {"localDir": str(tmp_path / "root")},
-        },
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+@dataclass
+class LocalRun:
+    """`agentrun run` in a child process, serving its metrics and its embedded server on fixed ports."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+    server_port: int
+
+    def alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"agentrun run exited with {self.process.returncode}:\n"
+                               f"{self.log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture
-def local_run(tiny_dir: Path, tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """`agentrun run` in a child process: (its metrics port, its embedded server's port)."""
-    metrics_port, server_port = free_port(), free_port()
+def local_run(tiny_dir: Path, tmp_path: Path) -> Iterator[LocalRun]:
+    metrics_port = free_port()
+    server_port = next(port for port in iter(free_port, None) if port != metrics_port)
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "agentrun.cli.main", "run", str(local_run_manifest(tmp_path, tiny_dir)),
+            # Long enough to outlive the test: it is stopped once every panel has data.
+            [sys.executable, "-m", "agentrun.cli.main", "run", str(manifest(tmp_path, str(tiny_dir), steps=200)),
              "--metrics-port", str(metrics_port), "--server-port", str(server_port), "--no-progress"],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        yield metrics_port, server_port
+        yield LocalRun(process, log, metrics_port, server_port)
     finally:
         process.terminate()
-        process.wait(timeout=60)
-        if process.returncode not in (0, -15, 1):
-            print(log.read_text()[-4000:])
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_every_panel_query_returns_data_from_a_real_prometheus(
-    prometheus: Path, local_run: tuple[int, int], kube: KubeAccess, operator: Operator,  # noqa: F811
+    prometheus: Path, local_run: LocalRun, kube: KubeAccess, operator: Operator,  # noqa: F811
     namespace: Callable[[str], str], tmp_path: Path,  # noqa: F811
 ) -> None:
     ns = namespace("dashboard")
     kube.apply({"apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
                 "metadata": {"name": "watched", "namespace": ns}, "spec": {"model": {"base": "Qwen/Qwen3-4B"}}})
-    metrics_port, server_port = local_run
     server = Prometheus(prometheus, tmp_path, prometheus_config({
-        "agentrun-run": (metrics_port, {}),
+        "agentrun-run": (local_run.metrics_port, {}),
         # What the chart's PodMonitor does for vLLM pods: the run's namespace and name as labels.
-        "vllm": (server_port, {"namespace": "local", "run": RUN}),
+        "vllm": (local_run.server_port, {"namespace": "local", "run": RUN}),
         "agentrun-operator": (operator.metrics_port, {}),
     }))
     try:
@@ -169,9 +171,13 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(
             missing[:] = [f"{title}: {expr}" for title, expr in panel_queries() if not server.query(concrete(expr))]
             return not missing
 
+        def both_alive() -> None:
+            server.alive()
+            local_run.alive()
+
         try:
             wait_until(every_query_has_data, timeout=420, interval=2, what="data for every panel query",
-                       alive=server.alive)
+                       alive=both_alive)
         except TimeoutError as exc:
             raise AssertionError("panel queries without data:\n" + "\n".join(missing)) from exc
         # What was really scraped is what the code's registries say they export (no stray series).

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -173,6 +174,8 @@ class Desired:
                    tuple(children.workloads(run, owner, IMAGES)))
 
 
+reconciling: dict[str, threading.Lock] = {}  # run uid -> held while a reconcile of that run runs
+
 # run uid -> (generation, Desired): one entry per run, replaced when the spec's generation moves.
 desired: dict[str, tuple[int, Desired]] = {}
 
@@ -254,7 +257,9 @@ def reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, Any
     started = time.perf_counter()
     result = "error"
     try:
-        _reconcile(body, spec, status, meta, name, namespace, patch, memo.kube, run_jobs, logger)
+        # kopf runs a run's timer beside its change handlers: one reconcile of a run at a time.
+        with reconciling.setdefault(meta["uid"], threading.Lock()):
+            _reconcile(body, spec, status, meta, name, namespace, patch, memo.kube, run_jobs, logger)
         result = "ok"
     finally:
         metrics.reconciles.labels(namespace, name, result).inc()
@@ -321,6 +326,7 @@ def forget(name: str, namespace: str, uid: str, **_: Any) -> None:
     phases.pop((namespace, name), None)
     evaluations.pop((namespace, name), None)
     desired.pop(uid, None)
+    reconciling.pop(uid, None)
     for key in [key for key in applied if key[0] == uid]:
         del applied[key]
 
