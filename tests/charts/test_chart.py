@@ -118,9 +118,10 @@ def test_the_default_install_is_two_peered_non_root_replicas_with_least_privileg
 
 def test_single_namespace_mode_grants_roles_only_in_the_listed_namespaces(helm: Path) -> None:
     objects = render(helm, "watchNamespaces={team-a,team-b}")
-    (discovery,) = by_kind(objects, "ClusterRole")  # cluster-wide: reading CRDs, nothing else
-    assert discovery["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-                                   "verbs": ["list", "watch"]}]
+    (discovery,) = by_kind(objects, "ClusterRole")  # cluster-wide: listing CRDs and namespaces, nothing else
+    assert discovery["rules"] == [
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
     assert len(by_kind(objects, "ClusterRoleBinding")) == 1
     assert sorted(r["metadata"]["namespace"] for r in by_kind(objects, "Role")) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in by_kind(objects, "RoleBinding")) == ["team-a", "team-b"]
@@ -217,3 +218,35 @@ def test_installed_chart_runs_the_operator_end_to_end_under_its_own_identity(
         uninstalled = helm_cmd(helm, "uninstall", release, "-n", release_ns, "--wait", kubeconfig=kube.kubeconfig)
         assert uninstalled.returncode == 0, uninstalled.stderr
     assert not cluster_object(kube, "clusterrole", release)
+
+
+def test_single_namespace_mode_runs_the_operator_with_roles_only(
+    helm: Path, kube: KubeAccess, crds: None, namespace: Callable[[str], str], tmp_path: Path,  # noqa: F811
+) -> None:
+    release_ns, runs_ns = namespace("agentrun-ns"), namespace("team")
+    release = f"agentrun-{uuid.uuid4().hex[:6]}"
+    installed = helm_cmd(helm, "install", release, str(CHART), "-n", release_ns, "--set", f"watchNamespaces={{{runs_ns}}}",
+                         "--set", "operator.replicas=1", "--set", f"operator.peering={release}", "--wait",
+                         "--timeout=180s", kubeconfig=kube.kubeconfig)
+    assert installed.returncode == 0, installed.stderr
+    try:
+        account = f"system:serviceaccount:{release_ns}:{release}"
+
+        def can(*args: str) -> bool:
+            return kube.kubectl("auth", "can-i", *args, f"--as={account}", check=False).stdout.strip() == "yes"
+
+        assert can("create", "jobs", "-n", runs_ns) and not can("create", "jobs", "-n", release_ns)
+        assert not can("list", "agenttrainingruns.agentrun.dev", "-A")
+        provide_volumes(kube, 1, prefix=release)
+        identity = kube.service_account_kubeconfig(release_ns, release, create=False)
+        under_test = Operator(kube, tmp_path / "operator.log", kubeconfig=identity,
+                              args=("--peering", release, "--namespace", runs_ns))
+        under_test.start()
+        try:
+            start_run(kube, runs_ns, "scoped")
+            log = (tmp_path / "operator.log").read_text()
+            assert "Forbidden" not in log and "forbidden" not in log, under_test.tail()
+        finally:
+            under_test.stop()
+    finally:
+        assert helm_cmd(helm, "uninstall", release, "-n", release_ns, "--wait", kubeconfig=kube.kubeconfig).returncode == 0

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -101,8 +102,12 @@ class Prometheus:
             raise RuntimeError(f"prometheus exited: {self.log.read_text()[-2000:]}")
 
     def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
-            return response.read().decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as error:  # /-/ready answers 503 while starting: close its connection
+            error.close()
+            raise
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         reply = json.loads(self.get("/api/v1/query?" + urllib.parse.urlencode({"query": expr})))

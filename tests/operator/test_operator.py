@@ -255,7 +255,10 @@ def test_operator_metrics_count_runs_by_phase_and_reconciles(
     text = operator.metrics()
     assert f'agentrun_operator_runs{{namespace="{ns}",phase="Running"}} 1.0' in text
     assert f'agentrun_operator_reconciles_total{{namespace="{ns}",result="ok",run="observed"}}' in text
-    assert f'agentrun_operator_children_created_total{{kind="Job",namespace="{ns}",run="observed"}} 2.0' in text
+    created = [line for line in text.splitlines() if line.startswith("agentrun_operator_children_created_total{")
+               and f'namespace="{ns}"' in line]
+    assert f'agentrun_operator_children_created_total{{kind="Job",namespace="{ns}",run="observed"}} 2.0' in created, \
+        (created, kube.kubectl("get", "jobs", "-n", ns, "-o", "wide").stdout, operator.tail(200))
 
 
 def test_the_last_evaluation_in_a_runs_status_is_exported_by_the_operator(
