@@ -24,7 +24,7 @@ import yaml
 from agentrun.metrics import OperatorMetrics, RunMetrics
 from tests.kube.cluster import KubeAccess, free_port, wait_until
 from tests.kube.conftest import kube  # noqa: F401  (the session cluster)
-from tests.operator.conftest import Operator, crds, namespace, operator  # noqa: F401  (fixtures)
+from tests.operator.conftest import Operator, crds, namespace  # noqa: F401  (fixtures)
 from tests.runner.test_local import manifest
 
 pytestmark = pytest.mark.timeout(600)  # above the wait below, so a timeout names the queries without data
@@ -157,36 +157,45 @@ def local_run(tiny_dir: Path, tmp_path: Path) -> Iterator[LocalRun]:
 
 
 def test_every_panel_query_returns_data_from_a_real_prometheus(
-    prometheus: Path, local_run: LocalRun, kube: KubeAccess, operator: Operator,  # noqa: F811
+    prometheus: Path, local_run: LocalRun, kube: KubeAccess, crds: None,  # noqa: F811
     namespace: Callable[[str], str], tmp_path: Path,  # noqa: F811
 ) -> None:
-    ns = namespace("dashboard")
-    kube.apply({"apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
-                "metadata": {"name": "watched", "namespace": ns}, "spec": {"model": {"base": "Qwen/Qwen3-4B"}}})
-    server = Prometheus(prometheus, tmp_path, prometheus_config({
-        "agentrun-run": (local_run.metrics_port, {}),
-        # What the chart's PodMonitor does for vLLM pods: the run's namespace and name as labels.
-        "vllm": (local_run.server_port, {"namespace": "local", "run": RUN}),
-        "agentrun-operator": (operator.metrics_port, {}),
-    }))
+    # Its own operator, stopped at the end: tests/operator's session operator must be the only one there.
+    operator = Operator(kube, tmp_path / "operator.log")
+    operator.start()
     try:
-        missing: list[str] = []
-
-        def every_query_has_data() -> bool:
-            missing[:] = [f"{title}: {expr}" for title, expr in panel_queries() if not server.query(concrete(expr))]
-            return not missing
-
-        def both_alive() -> None:
-            server.alive()
-            local_run.alive()
-
+        ns = namespace("dashboard")
+        kube.apply({"apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
+                    "metadata": {"name": "watched", "namespace": ns}, "spec": {"model": {"base": "Qwen/Qwen3-4B"}}})
+        server = Prometheus(prometheus, tmp_path, prometheus_config({
+            "agentrun-run": (local_run.metrics_port, {}),
+            # What the chart's PodMonitor does for vLLM pods: the run's namespace and name as labels.
+            "vllm": (local_run.server_port, {"namespace": "local", "run": RUN}),
+            "agentrun-operator": (operator.metrics_port, {}),
+        }))
         try:
-            wait_until(every_query_has_data, timeout=420, interval=2, what="data for every panel query",
-                       alive=both_alive)
-        except TimeoutError as exc:
-            raise AssertionError("panel queries without data:\n" + "\n".join(missing)) from exc
-        # What was really scraped is what the code's registries say they export (no stray series).
-        scraped = {series["metric"]["__name__"] for series in server.query('{__name__=~"agentrun_.+"}')}
-        assert scraped <= exported_series().keys(), scraped - exported_series().keys()
+            check_every_panel(server, local_run)
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        operator.stop()
+
+
+def check_every_panel(server: Prometheus, local_run: LocalRun) -> None:
+    missing: list[str] = []
+
+    def every_query_has_data() -> bool:
+        missing[:] = [f"{title}: {expr}" for title, expr in panel_queries() if not server.query(concrete(expr))]
+        return not missing
+
+    def both_alive() -> None:
+        server.alive()
+        local_run.alive()
+
+    try:
+        wait_until(every_query_has_data, timeout=420, interval=2, what="data for every panel query", alive=both_alive)
+    except TimeoutError as exc:
+        raise AssertionError("panel queries without data:\n" + "\n".join(missing)) from exc
+    # What was really scraped is what the code's registries say they export (no stray series).
+    scraped = {series["metric"]["__name__"] for series in server.query('{__name__=~"agentrun_.+"}')}
+    assert scraped <= exported_series().keys(), scraped - exported_series().keys()
