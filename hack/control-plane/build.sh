@@ -23,42 +23,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$HERE/versions.env"
 
-CACHE=${AGENTRUN_CACHE:-$HOME/.cache/agentrun}
+NAME=control-plane
+AREA=control-plane
 KEY="${KUBE_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}"
-DEST="$CACHE/control-plane/$KEY"
-BIN="$DEST/bin"
 KUBE_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 ALL=("${KUBE_TOOLS[@]}" etcd kwok)
-
-log() { printf 'control-plane: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-missing() {
-  local b out=()
-  for b in "${ALL[@]}"; do [[ -x "$BIN/$b" ]] || out+=("$b"); done
-  echo "${out[@]:-}"
-}
-
-case "${1:-}" in
-  --print-bin-dir) echo "$BIN"; exit 0 ;;
-  --update-modules|"") ;;
-  *) die "unknown argument ${1} (see the header of $0)" ;;
-esac
-
-# Warm path: nothing to do, and no Go needed.
-if [[ "${1:-}" != --update-modules && -z "$(missing)" ]]; then
-  log "up to date: $BIN"
-  exit 0
-fi
-
-if [[ -z "${GO:-}" ]]; then
-  GO=$(command -v go || true)
-  [[ -n "$GO" ]] || { [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go; } || die "no go toolchain found (set GO=)"
-fi
-export CGO_ENABLED=0
-NICE=${NICE:-10}
-P=${GO_BUILD_P:-2}
-gocmd() { nice -n "$NICE" "$GO" "$@"; }
+# shellcheck source=../lib/cached-build.sh
+source "$HERE/../lib/cached-build.sh"
+find_go
 
 # The tag's own go.mod (from the module proxy / module cache).
 kube_gomod() {
@@ -144,10 +116,7 @@ build_one() {
 # Everything long-running is inside main(), which bash parses whole before running it: editing this file
 # while a build runs cannot change what the running build executes.
 main() {
-mkdir -p "$CACHE/control-plane"
-# One build at a time per cache (make and a pytest fallback may race).
-exec 9>"$CACHE/control-plane/.build.lock"
-if command -v flock >/dev/null; then flock 9; fi
+begin_build
 
 if [[ "${1:-}" == --update-modules ]]; then
   update_modules
@@ -155,10 +124,7 @@ fi
 [[ -z "$(missing)" ]] && { log "up to date: $BIN"; exit 0; }
 
 check_modules
-mkdir -p "$BIN"
-TMP=$(mktemp -d "$DEST/.tmp.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-T_START=$SECONDS
+prepare_tmp
 
 # Version information, as upstream's hack/lib/version.sh injects it (otherwise /version says v0.0.0-master).
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
@@ -176,8 +142,7 @@ build_one kwok kwok sigs.k8s.io/kwok/cmd/kwok
 for t in kubectl kube-scheduler kube-controller-manager kube-apiserver; do
   build_one kubernetes "$t" "k8s.io/kubernetes/cmd/$t" "$kube_ldflags"
 done
-[[ -z "$(missing)" ]] || die "still missing: $(missing)"
-log "done in $((SECONDS - T_START))s: $BIN"
+end_build
 }
 
 main "$@"; exit $?

@@ -22,45 +22,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$HERE/versions.env"
 
-CACHE=${AGENTRUN_CACHE:-$HOME/.cache/agentrun}
+NAME=tools
+AREA=tools
 KEY="helm${HELM_VERSION}-prometheus${PROMETHEUS_DEB_VERSION}-skaffold${SKAFFOLD_VERSION}"
-DEST="$CACHE/tools/$KEY"
-BIN="$DEST/bin"
 ALL=(helm prometheus promtool skaffold)
+# shellcheck source=../lib/cached-build.sh
+source "$HERE/../lib/cached-build.sh"
 SKAFFOLD_MODULE=github.com/GoogleContainerTools/skaffold/v2
 
-log() { printf 'tools: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-missing() {
-  local b out=()
-  for b in "${ALL[@]}"; do [[ -x "$BIN/$b" ]] || out+=("$b"); done
-  echo "${out[@]:-}"
-}
 is_missing() { [[ ! -x "$BIN/$1" ]]; }
-
-case "${1:-}" in
-  --print-bin-dir) echo "$BIN"; exit 0 ;;
-  --update-modules|"") ;;
-  *) die "unknown argument ${1} (see the header of $0)" ;;
-esac
-
-# Warm path: nothing to do, and neither Go nor apt needed.
-if [[ "${1:-}" != --update-modules && -z "$(missing)" ]]; then
-  log "up to date: $BIN"
-  exit 0
-fi
-
-NICE=${NICE:-10}
-P=${GO_BUILD_P:-2}
-export CGO_ENABLED=0
-
-find_go() {
-  [[ -n "${GO:-}" ]] && return
-  GO=$(command -v go || true)
-  [[ -n "$GO" ]] || { [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go; } || die "no go toolchain found (set GO=)"
-}
-gocmd() { nice -n "$NICE" "$GO" "$@"; }
 
 # `go mod download -json MODULE@VERSION` field (GoMod, Info, Dir, ...).
 mod_field() {
@@ -207,30 +177,19 @@ build_skaffold() {
 # Everything long-running is inside main(), which bash parses whole before running it: editing this file
 # while a build runs cannot change what the running build executes.
 main() {
-mkdir -p "$CACHE/tools"
-# One run at a time per cache (make and a pytest fallback may race).
-exec 9>"$CACHE/tools/.build.lock"
-if command -v flock >/dev/null; then flock 9; fi
-
+begin_build
 if [[ "${1:-}" == --update-modules ]]; then
   find_go
   update_modules
 fi
 [[ -z "$(missing)" ]] && { log "up to date: $BIN"; exit 0; }
 
-mkdir -p "$BIN"
-# Temporary directories of runs that were SIGKILLed (no EXIT trap); the lock says none is running.
-chmod -R u+w "$DEST"/.tmp.* 2>/dev/null || true
-rm -rf "$DEST"/.tmp.*
-TMP=$(mktemp -d "$DEST/.tmp.XXXXXX")
-trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT
-T_START=$SECONDS
+prepare_tmp
 log "making $(missing) into $BIN (nice $NICE, -p $P)"
 fetch_prometheus
 build_helm
 build_skaffold
-[[ -z "$(missing)" ]] || die "still missing: $(missing)"
-log "done in $((SECONDS - T_START))s: $BIN"
+end_build
 }
 
 main "$@"; exit $?

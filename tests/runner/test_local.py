@@ -85,3 +85,35 @@ def test_a_missing_maildir_fails_with_the_field_named(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(spec))
     result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
     assert result.exit_code == 1 and "dataset.maildirPath" in result.output
+
+
+def test_sigterm_ends_a_run_like_ctrl_c_and_stops_its_embedded_server(tiny_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.kube.cluster import free_port, wait_until
+
+    port = free_port()
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:  # a file, not a pipe nobody reads while the run and its server write to it
+        run = subprocess.Popen([sys.executable, "-m", "agentrun.cli.main", "run",
+                                str(manifest(tmp_path, str(tiny_dir), steps=50)), "--server-port", str(port),
+                                "--no-progress"], stdout=out, stderr=subprocess.STDOUT)
+
+    def serving() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+
+    try:
+        wait_until(serving, timeout=180, what="the run's embedded server", alive=lambda: run.poll() is None or
+                   pytest.fail(f"the run exited early: {log.read_text()[-2000:]}"))
+        run.terminate()
+        run.wait(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    output = log.read_text()
+    assert run.returncode == 1 and "interrupted: every complete checkpoint is kept" in output, output[-2000:]
+    with pytest.raises(OSError):  # the server went with the run
+        serving()

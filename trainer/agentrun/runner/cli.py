@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
 from agentrun.spec.loading import SpecError, load_run
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("run")
@@ -29,6 +35,9 @@ def run(manifest: Path, metrics_port: int, server_port: int, no_progress: bool) 
     from agentrun.evaluator import benchmark
     from agentrun.runner import local
 
+    # SIGTERM (a container's stop, a supervisor's kill) ends the run like Ctrl-C: complete checkpoints are
+    # kept and the embedded server is stopped instead of outliving this process.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         training_run = load_run(manifest)
     except SpecError as error:
