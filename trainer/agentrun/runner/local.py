@@ -183,12 +183,14 @@ class LocalRunner:
         server_args = ["--model", base, "--adapters-dir", str(checkpoints_dir), "--cache-root", str(self.layout.root),
                        "--log-level", "warning"]
         server = background.ProcessServer("agentrun.serving.cli", server_args, port=self.server_port)
-        server.start(timeout=SERVER_START_SECONDS)
-        publisher = AdapterPublisher(server.base_url)
-        try:
-            return self._train(server.base_url, dataset_dir, base, publisher)
+        try:  # the server stops however this ends: an exception, Ctrl-C or SIGTERM at any point
+            server.start(timeout=SERVER_START_SECONDS)
+            publisher = AdapterPublisher(server.base_url)
+            try:
+                return self._train(server.base_url, dataset_dir, base, publisher)
+            finally:
+                publisher.close()
         finally:
-            publisher.close()
             server.stop()
 
     def _train(self, endpoint: str, dataset_dir: Path, base: str, publisher: AdapterPublisher) -> Outcome:
