@@ -68,10 +68,17 @@ def scenarios_file(dataset_dir: Path) -> Path:
     return parquet if parquet.exists() or not (dataset_dir / SCENARIOS_JSONL).exists() else dataset_dir / SCENARIOS_JSONL
 
 
-def _fsync_tree(path: Path) -> None:
+def _readable_and_synced(path: Path) -> None:
+    """Every file and directory under `path` readable by other users and on disk.
+
+    Other users: a serving pod may run under another uid than the learner, and safetensors writes its
+    files private (0600) whatever the umask."""
     for dirpath, _, filenames in os.walk(path):
+        os.chmod(dirpath, os.stat(dirpath).st_mode | 0o555)
         for name in filenames:
-            with open(os.path.join(dirpath, name), "rb") as handle:
+            file = os.path.join(dirpath, name)
+            os.chmod(file, os.stat(file).st_mode | 0o444)
+            with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
         dir_fd = os.open(dirpath, os.O_RDONLY)
         try:
@@ -90,14 +97,16 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    # mkdtemp makes the directory private (0700); checkpoints are read by other processes and pods.
-    os.chmod(staging, 0o755)
     try:
         yield staging
-        _fsync_tree(staging)
-        if final.exists():
-            shutil.rmtree(final)
+        _readable_and_synced(staging)
+        replaced = None
+        if final.exists():  # moved aside first, so that `final` is never a half-deleted directory
+            replaced = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.rename(final, replaced / final.name)
         os.rename(staging, final)
+        if replaced is not None:
+            shutil.rmtree(replaced)
         parent_fd = os.open(final.parent, os.O_RDONLY)
         try:
             os.fsync(parent_fd)

@@ -78,3 +78,28 @@ def test_llm_judge_without_endpoint_is_a_usage_error(dataset: Path, oracle: Scri
                             "--judge", "llm")
     assert code == 1
     assert "endpoint" in output
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    ("weights missing", "adapter_model.safetensors: missing"),
+    ("weights truncated", "adapter_model.safetensors"),
+    ("config a list", "adapter_config.json: not a LoRA adapter config"),
+    ("config not JSON", "adapter_config.json: not valid JSON"),
+])
+def test_a_damaged_checkpoint_is_refused_in_one_line_before_any_server_starts(
+    dataset: Path, tmp_path: Path, damage: str, named: str
+) -> None:
+    from tests.core.test_checkpoint_files import write_checkpoint
+
+    checkpoint = write_checkpoint(tmp_path, 3)
+    weights, config = checkpoint / "adapter_model.safetensors", checkpoint / "adapter_config.json"
+    if damage == "weights missing":
+        weights.unlink()
+    elif damage == "weights truncated":
+        weights.write_bytes(weights.read_bytes()[:50])
+    else:
+        config.write_text("[1]" if damage == "config a list" else "{not json")
+    code, output = run_eval("--checkpoint", str(checkpoint), "--dataset", str(dataset))
+    assert code == 1
+    assert output.count("\n") == 1 and output.startswith("Error: not a usable checkpoint: ") and named in output
+    assert "Traceback" not in output

@@ -14,7 +14,7 @@ import yaml  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from agentrun.cli.main import cli  # noqa: E402
-from agentrun.trainer import checkpoints  # noqa: E402
+from agentrun import checkpoint_files  # noqa: E402
 
 
 def manifest(tmp_path: Path, base: str, **training: object) -> Path:
@@ -41,8 +41,8 @@ def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "test split, 3 questions: starting policy -> step 2" in result.output
     run_dir = tmp_path / "root" / "runs" / "tiny-run"
-    assert [step for step, _ in checkpoints.complete_checkpoints(run_dir / "checkpoints")] == [1, 2]
-    adapter = json.loads((run_dir / "checkpoints" / "step-000002" / checkpoints.ADAPTER_CONFIG).read_text())
+    assert [step for step, _ in checkpoint_files.intact(run_dir / "checkpoints")] == [1, 2]
+    adapter = json.loads((run_dir / "checkpoints" / "step-000002" / checkpoint_files.ADAPTER_CONFIG).read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_dir)  # the served base name: the resolver's check
     evals = sorted(p.name for p in (run_dir / "evals").iterdir())
     assert evals == ["step-000000-test.json", "step-000000-validation.json", "step-000001-validation.json",

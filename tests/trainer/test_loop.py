@@ -14,7 +14,8 @@ from peft import PeftModel  # noqa: E402
 from transformers import AutoModelForCausalLM, PreTrainedModel  # noqa: E402
 
 from agentrun.rollout.client import ServedByError  # noqa: E402
-from agentrun.trainer import checkpoints, sft  # noqa: E402
+from agentrun import checkpoint_files  # noqa: E402
+from agentrun.trainer import sft  # noqa: E402
 from agentrun.trainer.learner import Learner, LearnerSettings  # noqa: E402
 from agentrun.trainer.loop import LoopSettings, StepFailed, TrainingLoop  # noqa: E402
 
@@ -59,7 +60,7 @@ def test_checkpoints_load_with_plain_peft_and_old_ones_are_pruned(
     loop = make_loop(bimodal_policy(), tmp_path, steps=5)
     loop.run()
     # keep_last=2 and checkpoint_every=2: steps 2, 4 (multiples) and 4, 5 (newest) remain
-    assert [step for step, _ in checkpoints.complete_checkpoints(tmp_path)] == [2, 4, 5]
+    assert [step for step, _ in checkpoint_files.intact(tmp_path)] == [2, 4, 5]
     with warnings.catch_warnings():  # peft 0.21 reads an attribute transformers 5 deprecates
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), tmp_path / "step-000005")
@@ -76,10 +77,29 @@ def test_a_half_written_checkpoint_is_never_resumed_from(
     make_loop(bimodal_policy(), tmp_path, steps=2).run()
     broken = tmp_path / "step-000003"
     broken.mkdir()
-    (broken / checkpoints.ADAPTER_CONFIG).write_text('{"peft_type": "LORA"}')  # no weights, no trainer state
+    (broken / checkpoint_files.ADAPTER_CONFIG).write_text('{"peft_type": "LORA"}')  # no weights, no trainer state
     (tmp_path / ".step-000004.tmp-1").mkdir()  # a staging directory left by a crash
-    assert checkpoints.latest(tmp_path) == tmp_path / "step-000002"
+    assert checkpoint_files.latest(tmp_path) == tmp_path / "step-000002"
     assert make_loop(bimodal_policy(), tmp_path, steps=4).resume() == 2
+
+
+@pytest.mark.parametrize("damage", ["empty trainer state", "truncated adapter", "config not an object"])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(
+    bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path, damage: str
+) -> None:
+    make_loop(bimodal_policy(), tmp_path, steps=3).run()  # keeps steps 2 and 3
+    newest = tmp_path / "step-000003"
+    if damage == "empty trainer state":
+        (newest / checkpoint_files.TRAINER_STATE).write_bytes(b"")
+    elif damage == "truncated adapter":
+        weights = newest / checkpoint_files.ADAPTER_WEIGHTS
+        weights.write_bytes(weights.read_bytes()[:-100])
+    else:
+        (newest / checkpoint_files.ADAPTER_CONFIG).write_text("[]")
+    resumed = make_loop(bimodal_policy(), tmp_path, steps=4)
+    assert resumed.resume() == 2 and resumed.model_name == "step-000002"
+    resumed.run()  # step 3 is trained again and its damaged directory replaced
+    assert checkpoint_files.problem(newest) is None
 
 
 def test_rollouts_from_another_model_fail_the_step(
@@ -88,7 +108,7 @@ def test_rollouts_from_another_model_fail_the_step(
     loop = make_loop(bimodal_policy(), tmp_path, steps=1, served_as="Qwen/Qwen3-4B")
     with pytest.raises(ServedByError, match="Qwen/Qwen3-4B"):
         loop.run()
-    assert checkpoints.latest(tmp_path) is None
+    assert checkpoint_files.latest(tmp_path) is None
 
 
 def test_failed_trajectories_are_tolerated_up_to_a_fraction(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from agentrun import background
+from agentrun import background, checkpoint_files
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, compare, summary
 from agentrun.mailbox.schema import MailboxError
@@ -113,11 +113,10 @@ def eval_command(
 def checkpoint_server(checkpoint: Path) -> Iterator[tuple[str, str]]:
     """`agentrun serve` for a checkpoint: its base from adapter_config.json, its parent as the resolver's
     directory; yields (endpoint, model name)."""
-    try:
-        base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
-    except (OSError, ValueError, KeyError):
-        raise click.ClickException(f"{checkpoint} is not a LoRA checkpoint: no adapter_config.json naming its base "
-                                   "model (base_model_name_or_path)") from None
+    damage = checkpoint_files.problem(checkpoint, resumable=False)
+    if damage:
+        raise click.ClickException(f"not a usable checkpoint: {damage}")
+    base = json.loads((checkpoint / checkpoint_files.ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
     server = background.ProcessServer("agentrun.serving.cli", ["--model", base, "--adapters-dir",
                                                               str(checkpoint.resolve().parent), "--log-level", "warning"])
     server.start(timeout=600)

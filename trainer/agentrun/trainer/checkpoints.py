@@ -3,14 +3,13 @@
 served base model's name), plus what resuming exactly needs: `trainer_state.pt` (step, RNG, metrics) and
 the training engine's own state (the optimizer: `optimizer.pt`, or DeepSpeed's files).
 
-A directory appears whole or not at all (storage.atomic_directory); readers still check that every file
-is present, so a directory copied in by hand half-way is never picked up.
+A directory appears whole or not at all (storage.atomic_directory), and ends with a manifest of its files'
+sizes and hashes; `latest` and resume take only checkpoints that match theirs (agentrun.checkpoint_files),
+so a truncated, half-copied or swapped file is passed over, never loaded.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import warnings
 from collections.abc import Collection
@@ -20,12 +19,9 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from agentrun import storage
-from agentrun.trainer.engines import ADAPTER_WEIGHTS, TrainingEngine
-
-ADAPTER_CONFIG = "adapter_config.json"
-TRAINER_STATE = "trainer_state.pt"
-STEP_DIR = re.compile(r"^step-(\d{6})$")
+from agentrun import checkpoint_files, storage
+from agentrun.checkpoint_files import TRAINER_STATE
+from agentrun.trainer.engines import TrainingEngine
 
 
 @dataclass
@@ -64,48 +60,26 @@ def _fill(staging: Path, model: PeftModel, base: str, state: TrainerState, engin
     if engine.rank == 0:
         torch.save({"step": state.step, "torch_rng": state.torch_rng, "metrics": state.metrics},
                    staging / TRAINER_STATE)
-    engine.barrier()  # every rank's files are in before rank 0 renames the directory into place
-
-
-def is_complete(directory: Path) -> bool:
-    """A checkpoint directory with every file, and an adapter config that parses as a LoRA config."""
-    if not all((directory / name).is_file() for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAINER_STATE)):
-        return False
-    try:
-        return json.loads((directory / ADAPTER_CONFIG).read_text()).get("peft_type") == "LORA"
-    except (OSError, ValueError):
-        return False
-
-
-def complete_checkpoints(checkpoints_dir: Path) -> list[tuple[int, Path]]:
-    """(step, directory) of every complete checkpoint, oldest first; staging and foreign entries ignored."""
-    if not checkpoints_dir.is_dir():
-        return []
-    found = []
-    for entry in checkpoints_dir.iterdir():
-        match = STEP_DIR.match(entry.name)
-        if match and entry.is_dir() and is_complete(entry):
-            found.append((int(match.group(1)), entry))
-    return sorted(found)
-
-
-def latest(checkpoints_dir: Path) -> Path | None:
-    found = complete_checkpoints(checkpoints_dir)
-    return found[-1][1] if found else None
+    engine.barrier()  # every rank's files are in before rank 0 lists them and renames the directory into place
+    if engine.rank == 0:
+        checkpoint_files.write_manifest(staging, state.step)
 
 
 def restore(directory: Path, engine: TrainingEngine) -> TrainerState:
     """Load the adapter weights and the optimizer through `engine` (in place) and return the trainer
     state to resume from."""
+    damage = checkpoint_files.problem(directory)
+    if damage:
+        raise checkpoint_files.DamagedCheckpoint(damage)
     engine.load_state(directory)
     saved = torch.load(directory / TRAINER_STATE, weights_only=True)
     return TrainerState(step=saved["step"], torch_rng=saved["torch_rng"], metrics=saved.get("metrics", {}))
 
 
 def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collection[str] = ()) -> list[Path]:
-    """Delete complete checkpoints except the newest `keep_last`, those at multiples of `keep_every`,
+    """Delete intact checkpoints except the newest `keep_last`, those at multiples of `keep_every`,
     and those named in `keep` (the best by validation reward); returns what was deleted."""
-    found = complete_checkpoints(checkpoints_dir)
+    found = checkpoint_files.intact(checkpoints_dir)
     newest = {path for _, path in found[-keep_last:]} if keep_last else set()
     deleted = []
     for step, path in found:

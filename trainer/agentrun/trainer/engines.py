@@ -21,7 +21,8 @@ import torch
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"  # written by PEFT's save_pretrained
+from agentrun.checkpoint_files import ADAPTER_WEIGHTS
+
 OPTIMIZER_FILE = "optimizer.pt"
 DEEPSPEED_DIR = "deepspeed"  # DeepSpeed's own checkpoint (module + one optimizer partition per rank)
 DEEPSPEED_TAG = "state"

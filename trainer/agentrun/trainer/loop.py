@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 from peft import PeftModel
 
-from agentrun import storage
+from agentrun import checkpoint_files, storage
 from agentrun.evaluator.summary import percentile
 from agentrun.rollout.client import check_served_by
 from agentrun.rollout.trajectory import Trajectory, write_jsonl
@@ -111,9 +111,11 @@ class TrainingLoop:
         self.protected: set[str] = set()  # checkpoint names pruning spares (the runner's best by validation)
 
     def resume(self) -> int:
-        """Continue from the newest complete checkpoint, if any; returns the step it reached."""
+        """Continue from the newest intact checkpoint, if any; returns the step it reached."""
         engine = self.learner.engine
-        directory = engine.broadcast(checkpoints.latest(self.checkpoints_dir))
+        if engine.rank == 0:
+            checkpoint_files.remove_leftovers(self.checkpoints_dir)
+        directory = engine.broadcast(checkpoint_files.latest(self.checkpoints_dir))
         if directory is None:
             return 0
         state = checkpoints.restore(directory, engine)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from agentrun import storage
+from agentrun import checkpoint_files, storage
 from agentrun.evaluator import benchmark, summary
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
 from agentrun.runner import local
-from agentrun.trainer import checkpoints
 from agentrun.workloads.context import Workload
 
 
@@ -46,9 +45,9 @@ def main() -> None:
     writer = StatusWriter(Kube.in_cluster(), workload.namespace, name) if os.environ.get("KUBERNETES_SERVICE_HOST") \
         else None
     if args.final:
-        newest = checkpoints.latest(layout.checkpoints_dir(name))
+        newest = checkpoint_files.latest(layout.checkpoints_dir(name))
         if newest is None:
-            raise SystemExit(f"no complete checkpoint under {layout.checkpoints_dir(name)}")
+            raise SystemExit(f"no intact checkpoint under {layout.checkpoints_dir(name)}")
         step = int(newest.name.removeprefix("step-"))
         scenarios = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
         base = local.prepare_base(run, layout, dataset_dir, progress=False)
@@ -57,6 +56,9 @@ def main() -> None:
                                 evaluation.final_split, scenarios)
         report(writer, workload, step, evaluation.final_split, result)
         return
+    damage = checkpoint_files.problem(layout.checkpoint_dir(name, args.step))
+    if damage:
+        raise SystemExit(f"cannot evaluate step {args.step}: {damage}")
     scenarios = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
     result = local.evaluate(run, layout, workload.server_url, dataset_dir, storage.checkpoint_name(args.step),
                             args.step, local.VALIDATION, scenarios)
