@@ -36,6 +36,28 @@ def test_atomic_directory_appears_complete(tmp_path: Path) -> None:
     assert final.stat().st_mode & 0o777 == 0o755  # readable by the server and evaluator processes
 
 
+def test_files_written_private_are_readable_by_other_users_once_in_place(tmp_path: Path) -> None:
+    """safetensors writes 0600; a serving pod under another uid must still read the adapter."""
+    final = tmp_path / "step-000001"
+    with storage.atomic_directory(final) as staging:
+        (staging / "sub").mkdir(mode=0o700)
+        for path in (staging / "adapter_model.safetensors", staging / "sub" / "optim_states.pt"):
+            path.write_bytes(b"x")
+            path.chmod(0o600)
+    assert (final / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (final / "sub" / "optim_states.pt").stat().st_mode & 0o777 == 0o644
+    assert (final / "sub").stat().st_mode & 0o777 == 0o755
+
+
+def test_replacing_a_directory_leaves_no_sibling_behind(tmp_path: Path) -> None:
+    final = tmp_path / "step-000003"
+    for content in ("damaged", "whole"):
+        with storage.atomic_directory(final) as staging:
+            (staging / "weights").write_text(content)
+    assert (final / "weights").read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["step-000003"]
+
+
 def test_failed_write_leaves_previous_checkpoint_untouched(tmp_path: Path) -> None:
     final = tmp_path / "step-000002"
     with storage.atomic_directory(final) as staging:

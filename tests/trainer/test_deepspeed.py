@@ -18,7 +18,9 @@ pytest.importorskip("deepspeed")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from .deepspeed_worker import learner_settings, run_steps  # noqa: E402
+from agentrun.trainer.learner import Learner  # noqa: E402
+
+from .deepspeed_worker import learner_settings, lora_policy, run_steps, trained_weights  # noqa: E402
 from .toys import bimodal_policy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,13 +65,22 @@ def launch_ok(world_size: int, *args: str) -> None:
 def test_two_deepspeed_processes_reach_the_weights_of_one_torch_process(
     policy_dir: Path, tmp_path: Path, zero_stage: int
 ) -> None:
-    expected, expected_metrics = run_steps(policy_dir, learner_settings("torch", zero_stage))
+    settings = learner_settings("torch", zero_stage)
+    initial = trained_weights(Learner(lora_policy(policy_dir), settings, pad_id=0))
+    expected, expected_metrics = run_steps(policy_dir, settings)
     launch_ok(2, "steps", str(policy_dir), str(tmp_path), str(zero_stage))
     got = torch.load(tmp_path / "weights.pt", weights_only=True)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert got.keys() == expected.keys()
     for name in expected:
-        assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-4), name
+        # Compared as updates, norm-wise. Two processes sum float32 gradients in another order than one
+        # (relative error ~1e-7 per sum, more on another CPU's kernels), and Adam divides each element by
+        # its own gradient's magnitude, so elements whose gradient is near zero differ by a large relative
+        # amount (3.7% was seen on a 1e-6 absolute difference). Over a whole tensor that stays below 1e-4
+        # of the update's norm; the bugs this test is for (a micro-batch's gradients lost or counted twice,
+        # ZeRO-3 overwriting accumulated gradients) change the update by tens of percent.
+        update, reference = got[name] - initial[name], expected[name] - initial[name]
+        assert float((update - reference).norm()) <= 1e-3 * float(reference.norm()), name
     assert any(v.abs().sum() > 0 for k, v in got.items() if "lora_B" in k)  # it did train
     for mine, reference in zip(metrics, expected_metrics, strict=True):
         assert mine["trained_tokens"] == reference["trained_tokens"]

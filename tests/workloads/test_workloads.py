@@ -20,10 +20,12 @@ from agentrun import background, storage  # noqa: E402
 pytestmark = pytest.mark.timeout(900)
 
 
-def run_workload(module: str, env: dict[str, str], *args: str) -> None:
+def run_workload(module: str, env: dict[str, str], *args: str, ok: bool = True) -> str:
     result = subprocess.run([sys.executable, "-m", f"agentrun.workloads.{module}", *args], env=env,
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{module} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert (result.returncode == 0) == ok, f"{module}: exit {result.returncode}:\n{result.stdout[-2000:]}\n" \
+                                           f"{result.stderr[-4000:]}"
+    return result.stderr
 
 
 def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_path: Path) -> None:
@@ -65,6 +67,9 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
         run_workload("evaluator", env, "--step", "1")
         result = json.loads(layout.eval_result("pods", 1, "validation").read_text())
         assert result["model"] == "step-000001" and result["summary"]["questions"] == 3
-        run_workload("evaluator", env, "--final")
-        assert json.loads(layout.eval_result("pods", 2, "test").read_text())["model"] == "step-000002"
+        (checkpoints / "step-000002" / "trainer_state.pt").write_bytes(b"")  # a volume that filled up
+        refused = run_workload("evaluator", env, "--step", "2", ok=False)
+        assert "cannot evaluate step 2: " in refused and "trainer_state.pt" in refused and "Traceback" not in refused
+        run_workload("evaluator", env, "--final")  # takes the newest intact checkpoint
+        assert json.loads(layout.eval_result("pods", 1, "test").read_text())["model"] == "step-000001"
         assert layout.eval_result("pods", 0, "test").is_file()
