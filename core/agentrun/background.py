@@ -6,7 +6,9 @@ Generic over the app or the command; the scripted and the embedded servers both 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +75,18 @@ class ThreadServer:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux the kernel sends it SIGTERM when the process that started it
+    dies, so a run killed with SIGKILL (the OOM killer, `kill -9`) does not leave its server behind
+    holding the model's memory. (Strictly, when the thread that started it ends: start servers from a
+    thread that outlives them, as the runner's main thread does.) Elsewhere only `stop` ends them."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 class ProcessServer:
     """`python -m <module> <args> --port P` in a child process on `port` (0: a free one); a context manager.
 
@@ -101,7 +115,7 @@ class ProcessServer:
     def start(self, timeout: float = 120.0) -> Self:
         # The child imports agentrun the way this process does, whatever PYTHONPATH it was started with.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-        process = self._process = subprocess.Popen(self._command, env=env)
+        process = self._process = subprocess.Popen(self._command, env=env, preexec_fn=_die_with_parent)
         try:
             wait_healthy(self.base_url, timeout, alive=lambda: process.poll() is None)
         except BaseException:

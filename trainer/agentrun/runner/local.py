@@ -72,15 +72,33 @@ class MetricsReporter:
 
 
 class StepLog:
-    """runs/<run>/steps.jsonl: one line per completed step (rewards, losses, phase timings)."""
+    """runs/<run>/steps.jsonl: one line per completed step (rewards, losses, phase timings), each step once
+    however often the run was killed and resumed (a resumed step is reported again; a line cut short by a
+    kill is dropped)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._logged: set[int] | None = None
+
+    def _steps_on_disk(self) -> set[int]:
+        if not self.path.is_file():
+            return set()
+        text = self.path.read_text()
+        whole, _, partial = text.rpartition("\n")
+        if partial:
+            with self.path.open("r+") as handle:
+                handle.truncate(len(whole) + 1 if whole else 0)
+        return {json.loads(line)["step"] for line in whole.splitlines() if line}
 
     def step_done(self, record: StepRecord) -> None:
+        if self._logged is None:
+            self._logged = self._steps_on_disk()
+        if record.step in self._logged:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as handle:
             handle.write(json.dumps(dataclasses.asdict(record)) + "\n")
+        self._logged.add(record.step)
 
     def evaluated(self, split: str, step: int, result: summary.EvalSummary) -> None:
         """Evaluations have their own files under evals/."""
@@ -198,7 +216,14 @@ class LocalRunner:
         loop = build_loop(self.run, self.layout, endpoint, dataset_dir, base, publisher, self.reporters)
         start = loop.resume()
         validation = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
-        self._evaluate(endpoint, dataset_dir, loop.model_name, start, VALIDATION, validation)
+
+        def due(step: int) -> bool:  # the same evaluations however often the run was stopped and resumed
+            return step in (0, training.steps) or bool(evaluation.every_steps and step % evaluation.every_steps == 0)
+
+        if due(start):  # the starting policy, or a due evaluation a stop came before
+            self._evaluate(endpoint, dataset_dir, loop.model_name, start, VALIDATION, validation)
+        best = best_checkpoint(self.layout, self.name)
+        loop.protected = {best} if best else set()  # pruning spares it, from a resumed run's first step on
         bar = tqdm(total=training.steps, initial=start, desc=f"{self.name} GRPO", unit="step",
                    disable=not self.progress)
         with bar:
@@ -207,8 +232,7 @@ class LocalRunner:
                 bar.update()
                 bar.set_postfix(reward=f"{record.reward_mean:.3f}", correct=f"{record.answer_accuracy:.0%}",
                                 dropped=f"{record.zero_variance_groups:.0%}")
-                due = evaluation.every_steps and loop.step % evaluation.every_steps == 0
-                if due or loop.step == training.steps:
+                if due(loop.step):
                     self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, VALIDATION, validation)
                     best = best_checkpoint(self.layout, self.name)
                     loop.protected = {best} if best else set()
@@ -233,6 +257,7 @@ def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dat
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # bf16 on a CPU without native support is emulated and several times slower than float32.
     dtype = getattr(torch, spec.model.dtype) if device == "cuda" and spec.model.dtype != "auto" else torch.float32
+    torch.manual_seed(training.seed)  # the adapter's initialisation: a run is reproducible from its spec
     model = sft.add_lora(loading.load_model(base, layout.root, dtype=dtype), rank=training.lora.rank,
                          alpha=training.lora.alpha, dropout=training.lora.dropout,
                          target_modules=training.lora.target_modules)

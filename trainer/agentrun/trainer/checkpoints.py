@@ -1,6 +1,6 @@
 """Checkpoints as DESIGN §2 fixes them: `checkpoints/step-000042/` holds a PEFT LoRA adapter that vanilla
 `PeftModel.from_pretrained` and vLLM's filesystem resolver load (its `base_model_name_or_path` is the
-served base model's name), plus what resuming exactly needs: `trainer_state.pt` (step, RNG, metrics) and
+served base model's name), plus what resuming exactly needs: `trainer_state.pt` (step, RNG, the step's record) and
 the training engine's own state (the optimizer: `optimizer.pt`, or DeepSpeed's files).
 
 A directory appears whole or not at all (storage.atomic_directory), and ends with a manifest of its files'
@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import PeftModel
@@ -28,7 +29,7 @@ from agentrun.trainer.engines import TrainingEngine
 class TrainerState:
     step: int
     torch_rng: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)  # of this step (reward, and validation when evaluated)
+    record: dict[str, Any] = field(default_factory=dict)  # the step's StepRecord, for reporters after a resume
 
 
 def write_adapter(model: PeftModel, directory: Path, base: str) -> None:
@@ -58,7 +59,7 @@ def _fill(staging: Path, model: PeftModel, base: str, state: TrainerState, engin
         if engine.rank == 0:
             write_adapter(model, staging, base)
     if engine.rank == 0:
-        torch.save({"step": state.step, "torch_rng": state.torch_rng, "metrics": state.metrics},
+        torch.save({"step": state.step, "torch_rng": state.torch_rng, "record": state.record},
                    staging / TRAINER_STATE)
     engine.barrier()  # every rank's files are in before rank 0 lists them and renames the directory into place
     if engine.rank == 0:
@@ -73,7 +74,7 @@ def restore(directory: Path, engine: TrainingEngine) -> TrainerState:
         raise checkpoint_files.DamagedCheckpoint(damage)
     engine.load_state(directory)
     saved = torch.load(directory / TRAINER_STATE, weights_only=True)
-    return TrainerState(step=saved["step"], torch_rng=saved["torch_rng"], metrics=saved.get("metrics", {}))
+    return TrainerState(step=saved["step"], torch_rng=saved["torch_rng"], record=saved.get("record", {}))
 
 
 def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collection[str] = ()) -> list[Path]:

@@ -123,6 +123,10 @@ class TrainingLoop:
         self.step = state.step
         if engine.rank == 0:
             self.publish(directory.name, directory)
+            # A crash between saving a step and reporting it must not lose its report: the resumed step is
+            # reported again (StepLog keeps one line per step).
+            for reporter in self.reporters:
+                reporter.step_done(StepRecord(**state.record))
         self.model_name = directory.name
         return self.step
 
@@ -186,7 +190,7 @@ class TrainingLoop:
         )
         save_started = time.perf_counter()
         directory = self.checkpoints_dir / storage.checkpoint_name(step)
-        state = checkpoints.TrainerState(step=step, torch_rng=torch.get_rng_state(), metrics=record.as_metrics())
+        state = checkpoints.TrainerState(step=step, torch_rng=torch.get_rng_state(), record=asdict(record))
         checkpoints.save(self.learner.model, self.base_name, directory, state, engine)  # type: ignore[arg-type]
         self.model_name = directory.name
         self.step = step
