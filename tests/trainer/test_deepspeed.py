@@ -21,18 +21,8 @@ from safetensors.torch import load_file  # noqa: E402
 from agentrun.trainer.learner import Learner  # noqa: E402
 
 from .deepspeed_worker import learner_settings, lora_policy, run_steps, trained_weights  # noqa: E402
-from .toys import bimodal_policy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def policy_dir(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("policy")
-    bimodal_policy(tiny_dir).save_pretrained(directory)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        (directory / name).write_bytes((tiny_dir / name).read_bytes())
-    return directory
 
 
 def free_port() -> int:
