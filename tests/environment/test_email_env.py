@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from agentrun.environment import tools
 from agentrun.environment.email_env import EmailEnvironment, EpisodeOverError
 from agentrun.environment.episode import ToolCall, ToolErrorKind
+from agentrun.environment.reward import PARTIAL_CREDIT, Reward, score
 from agentrun.mailbox import queries
 from agentrun.mailbox.records import Scenario
 from agentrun.spec.models import EnvironmentSpec
@@ -97,6 +100,68 @@ def test_invalid_read_is_an_error_object_not_a_tool_error(env: EmailEnvironment,
     assert env.episode.read_invalid_id and env.episode.error is None and not env.episode.done
 
 
+def test_read_hides_emails_sent_on_or_after_the_query_date(env: EmailEnvironment) -> None:
+    # m4 is alice's but sent in June, after the question: like m6 (not alice's), it does not exist for the agent
+    answers = [results(env.respond(None, [call("read_email", {"message_id": i})])) for i in ("m4", "m6", "m5x")]
+    assert answers == [[{"error": f"no email with message_id {i!r} in this inbox"}] for i in ("m4", "m6", "m5x")]
+    assert env.episode.read_invalid_id and env.episode.read_ids == set()
+
+
+def test_read_and_search_share_the_date_bound(mailbox: queries.Mailbox, scenario: Scenario) -> None:
+    # asked at the very second m1 was sent: m1 is neither found nor read (the bound is exclusive)
+    env = EmailEnvironment(mailbox, scenario.model_copy(update={"query_date": datetime(2001, 3, 1, 9, 30)}))
+    search, read = call("search_emails", {"keywords": ["Tahoe"]}, "s"), call("read_email", {"message_id": "m1"}, "r")
+    hits, email = results(env.respond(None, [search, read]))
+    assert [hit["message_id"] for hit in hits] == ["m5", "m3"] and "error" in email
+    assert not env.episode.found_right_email and not env.episode.read_right_email and env.episode.read_invalid_id
+
+
+def test_a_future_read_costs_what_a_non_existent_id_costs(mailbox: queries.Mailbox, scenario: Scenario) -> None:
+    def reward_after_reading(message_id: str) -> Reward:
+        env = EmailEnvironment(mailbox, scenario)
+        reads = [call("read_email", {"message_id": "m1"}, "right"), call("read_email", {"message_id": message_id})]
+        env.respond(None, reads)
+        env.respond(None, [call("return_final_answer", {"answer": "Aspen", "sources": ["m1"]})])
+        return score(env.episode, answer_correct=False)
+
+    future, missing, valid = (reward_after_reading(i) for i in ("m4", "m404", "m5"))
+    assert future == missing and not future.no_invalid_read
+    assert valid.no_invalid_read and valid.total == pytest.approx(future.total + PARTIAL_CREDIT)
+
+
+_HUGE = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("tool_call", "shown"),
+    [
+        (call("read_email", {"message_id": "m1", "k" * _HUGE: 1}), "'kkkk"),
+        (call("read_email", {"message_id": "m1", "\n" * _HUGE: 1}), "'\\n\\n"),
+        (call("read_email", {"message_id": "m1"} | {f"k{i}": 1 for i in range(10_000)}), "and 9995 more problems"),
+        (call("return_final_answer", {"answer": "x", "sources": [1] * 10_000}), "and 9995 more problems"),
+        (call("search_emails", {"keywords": ["x"], "sent_after": "2001" * _HUGE}), "invalid date"),
+        (call("search_emails", {"keywords": ["x"] * _HUGE}), "at most 20 items"),
+        (call("x" * _HUGE, {}), "unknown tool 'xxx"),
+        (call("read_email", {"message_id": "\ud800" * _HUGE}), "no email with message_id '\\ud800"),
+    ],
+)
+def test_echoes_of_the_model_s_text_are_capped(env: EmailEnvironment, tool_call: ToolCall, shown: str) -> None:
+    (message,) = env.respond(None, [tool_call])
+    message["content"].encode("utf-8")
+    (result,) = results([message])
+    assert len(message["content"]) < 1500 and shown in result["error"]
+
+
+def test_a_turn_of_huge_text_without_a_call_is_recorded_capped(env: EmailEnvironment) -> None:
+    assert env.respond("\ud83d" * _HUGE, []) == []
+    assert env.episode.error == ToolErrorKind.UNPARSEABLE and len(env.episode.error_detail or "") < 1500
+
+
+def test_a_lone_surrogate_in_a_keyword_is_searched_as_a_blank(env: EmailEnvironment) -> None:
+    (hits,) = results(env.respond(None, [call("search_emails", {"keywords": ["Tahoe", "\ud83d", "snow\udc00"]})]))
+    assert [hit["message_id"] for hit in hits] == ["m1"] and env.episode.error is None
+
+
 def test_final_answer_ends_and_ignores_later_calls(env: EmailEnvironment) -> None:
     messages = env.respond(
         None,
@@ -164,12 +229,18 @@ _nasty_text = st.one_of(
         "".join
     ),
     st.text(alphabet=st.characters(codec=None, exclude_categories=())),
-    st.just("Tahoe " * 1000),
+    st.lists(st.sampled_from(["\ud83d", "\udc00", "\ud800\udc00", "Tahoe", "snow", " "])).map("".join),  # surrogates
+    st.just("Tahoe " * 33),  # long, within MAX_KEYWORD_CHARS (the bound itself: test_bad_calls_end_the_episode)
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(keywords=st.lists(_nasty_text, max_size=6), from_addr=st.none() | _nasty_text)
+@settings(
+    max_examples=int(os.environ.get("AGENTRUN_FUZZ_EXAMPLES", "300")),  # raise it for a longer local run
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(keywords=st.lists(_nasty_text, min_size=1, max_size=6), from_addr=st.none() | _nasty_text)
 def test_any_keywords_give_a_tool_message_never_a_sqlite_error(
     mailbox: queries.Mailbox, scenario: Scenario, keywords: list[str], from_addr: str | None
 ) -> None:
@@ -178,5 +249,8 @@ def test_any_keywords_give_a_tool_message_never_a_sqlite_error(
     (message,) = env.respond(None, [call("search_emails", arguments)])
     result = json.loads(message["content"])
     message["content"].encode("utf-8")  # sendable back to the server as it is
+    # only the schema's bounds refuse keywords, never their text (lone surrogates included)
     assert isinstance(result, list) or env.episode.error == ToolErrorKind.BAD_ARGUMENTS
-    event("results" if result else "no results" if isinstance(result, list) else "bad arguments")
+    within_bounds = 0 < len(keywords) <= tools.MAX_KEYWORDS and all(len(k) <= tools.MAX_KEYWORD_CHARS for k in keywords)
+    assert isinstance(result, list) == within_bounds
+    event(("results" if result else "no results") if isinstance(result, list) else "bad arguments")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from agentrun.environment import judge
 from agentrun.spec.models import JudgeKind, JudgeSpec
@@ -75,7 +76,9 @@ class FakeJudgeServer:
 
     It requires `Authorization: Bearer KEY` (answering 401 with the offending key echoed, as some real
     servers do, so the test can check the key is scrubbed), accepts when the reference answer occurs in
-    the agent's answer, and replies either as strict JSON or wrapped in prose (`mode`).
+    the agent's answer, and replies either as strict JSON or wrapped in prose (`mode`). The `echo-*`
+    modes answer 200 as a misconfigured proxy does, quoting the request's headers: as a completion's
+    content (the key straddling its 200th character), as an HTML page, or as a JSON error object.
     """
 
     base_url: str = ""
@@ -95,6 +98,8 @@ class FakeJudgeServer:
             if authorization != f"Bearer {KEY}":
                 message = f"Incorrect API key provided: {authorization.removeprefix('Bearer ')}"
                 return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, 401)
+            if self.mode.startswith("echo-"):
+                return self.echo(authorization)
             case = json.loads(body["messages"][-1]["content"])
             accept = case["reference_answer"].casefold() in case["agent_answer"].casefold()
             verdict = json.dumps({"accept": accept, "reason": "compared"})
@@ -113,6 +118,22 @@ class FakeJudgeServer:
             )
 
         return app
+
+    def echo(self, authorization: str) -> Response:
+        quote = f"authorization: {authorization}\nhost: judge.internal\n"
+        page = "502 Bad Gateway: the upstream did not answer. Request headers:\n"
+        page = page.ljust(ECHO_KEY_AT - len("authorization: Bearer "), ".") + quote
+        assert page.index(KEY) == ECHO_KEY_AT
+        if self.mode == "echo-html":
+            return Response(f"<html><body><pre>{page}</pre></body></html>", 200, media_type="text/html")
+        if self.mode == "echo-json":
+            return JSONResponse({"error": {"message": page, "type": "proxy_error"}})
+        message = {"role": "assistant", "content": page}
+        return JSONResponse({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                             "choices": [{"index": 0, "finish_reason": "stop", "message": message}]})
+
+
+ECHO_KEY_AT = 190  # the key starts 10 characters before a 200-character cut
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +207,73 @@ def test_key_never_appears_in_repr_or_errors(server: FakeJudgeServer, monkeypatc
         ask(llm_judge, "Tahoe", "Tahoe")
     assert server.authorizations == [f"Bearer {wrong_key}"]  # the server did echo it back
     assert "401" in str(raised.value) and wrong_key not in str(raised.value) and wrong_key not in repr(raised.value)
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert raised.value.__cause__ is None and raised.value.__context__ is None  # not even as context
+
+
+def fragments(secret: str, size: int = 8) -> set[str]:
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+def assert_no_fragment(secret: str, texts: list[str]) -> None:
+    leaks = {part for part in fragments(secret) for text in texts if part in text}
+    assert not leaks, f"key fragments {sorted(leaks)} leaked"
+
+
+def exception_texts(error: BaseException) -> list[str]:
+    """str and repr of the error and of every exception chained to it."""
+    texts = []
+    current: BaseException | None = error
+    while current is not None:
+        texts += [str(current), repr(current), *map(str, current.args)]
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+@pytest.mark.parametrize("source", ["env", "secret-file"])
+@pytest.mark.parametrize("mode", ["echo-content", "echo-html", "echo-json"])
+def test_a_reply_quoting_the_request_headers_leaks_no_part_of_the_key(
+    server: FakeJudgeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+    mode: str,
+) -> None:
+    server.mode = mode
+    if source == "env":
+        monkeypatch.setenv("JUDGE_KEY", KEY)
+        llm_judge = judge.LLMJudge(server.base_url, "m", api_key_env="JUDGE_KEY")
+    else:
+        monkeypatch.delenv("JUDGE_KEY", raising=False)
+        (tmp_path / "api-key").write_text(f"{KEY}\n")
+        llm_judge = judge.LLMJudge(server.base_url, "m", api_key_env="JUDGE_KEY", api_key_file=tmp_path / "api-key")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(judge.JudgeError) as raised:
+        ask(llm_judge, "Tahoe", "Tahoe")
+    assert server.authorizations == [f"Bearer {KEY}"]  # the key was sent, and quoted back
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    logged = [record.getMessage() for record in caplog.records] + [record.exc_text or "" for record in caplog.records]
+    assert_no_fragment(KEY, exception_texts(raised.value) + logged + [repr(llm_judge)])
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RuntimeError(f"proxy said: Bearer {KEY}"), KeyError(KEY), ValueError("x" * 595 + KEY), OSError(KEY * 3)],
+    ids=repr,
+)
+def test_any_exception_type_leaves_the_judge_scrubbed(
+    key_env: str, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    llm_judge = judge.LLMJudge("http://127.0.0.1:1/v1", "m", api_key_env=key_env)
+
+    async def fail(**_: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(llm_judge._client.chat.completions, "create", fail)
+    with pytest.raises(judge.JudgeError, match=type(failure).__name__) as raised:
+        ask(llm_judge, "Tahoe", "Tahoe")
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert_no_fragment(KEY, exception_texts(raised.value))
 
 
 def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -118,6 +118,14 @@ def test_read_outside_the_inbox_or_unknown_is_none(mailbox: queries.Mailbox) -> 
     assert mailbox.read("\ud800", INBOX) is None
 
 
+def test_read_hides_emails_sent_on_or_after_sent_before(mailbox: queries.Mailbox) -> None:
+    # m1 was sent at 2001-03-01 09:30:00; the bound is exclusive, as in search
+    assert mailbox.read("m1", INBOX, sent_before="2001-03-01 09:30:01") is not None
+    assert mailbox.read("m1", INBOX, sent_before="2001-03-01 09:30:00") is None
+    assert mailbox.read("m1", INBOX, sent_before="2001-03-01") is None
+    assert mailbox.read("m4", INBOX) is not None and mailbox.read("m4", INBOX, sent_before="2001-05-01") is None
+
+
 def test_missing_database_is_a_mailbox_error_with_a_hint(tmp_path: Path) -> None:
     with pytest.raises(schema.MailboxError, match="agentrun data build"):
         queries.Mailbox(tmp_path / "emails.db")

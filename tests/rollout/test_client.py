@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from agentrun.environment.judge import DeterministicJudge, JudgeError
+from agentrun.mailbox import queries
 from agentrun.mailbox.records import Scenario
 from agentrun.rollout import client as rollout
-from agentrun.rollout.trajectory import Trajectory
+from agentrun.rollout.trajectory import Trajectory, read_jsonl, write_jsonl
 from agentrun.scripted.policies import Mistake
 from agentrun.scripted.server import Fault, Faults, PolicyName
 from agentrun.scripted.serving import ScriptedServer
-from agentrun.spec.models import EnvironmentSpec
+from agentrun.spec.models import EnvironmentSpec, RolloutSpec
 from tests.rollout.conftest import MODEL, Sample
 
 Serve = Callable[..., ScriptedServer]
@@ -177,6 +183,77 @@ def test_a_judge_failure_is_recorded_on_its_trajectory(
     assert not ok.failed and ok.reward is not None
     assert broken.exception == "JudgeError: judge endpoint down" and broken.reward is None
     assert broken.episode is not None and broken.episode.answer == scenarios[1].answer
+
+
+def completion(content: str | None, *calls: tuple[str, dict[str, Any] | str]) -> dict[str, Any]:
+    """A chat completion with these tool calls, each (name, arguments as an object or as raw text)."""
+    tool_calls = [
+        {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+        for i, (name, arguments) in enumerate((name, a if isinstance(a, str) else json.dumps(a)) for name, a in calls)
+    ]
+    message = {"role": "assistant", "content": content, "tool_calls": tool_calls}
+    choice = {"index": 0, "finish_reason": "tool_calls", "message": message, "token_ids": [5]}
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": MODEL, "choices": [choice]}
+
+
+def sample_replies(
+    mailbox: queries.Mailbox, scenario: Scenario, replies: list[dict[str, Any]]
+) -> tuple[Trajectory, list[Any]]:
+    """One trajectory from a real HTTP server that sends `replies` in turn, JSON-encoded by Python's json
+    (which escapes a lone surrogate as valid JSON), and the request bodies it received."""
+    received: list[Any] = []
+
+    async def completions(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(body=json.dumps(replies[len(received) - 1]).encode(), content_type="application/json")
+
+    async def go() -> Trajectory:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", completions)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with rollout.RolloutClient(
+                f"http://127.0.0.1:{port}/v1", RolloutSpec(), EnvironmentSpec(), mailbox, DeterministicJudge()
+            ) as client:
+                return await client.run(scenario, MODEL)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(go()), received
+
+
+def test_a_model_s_lone_surrogates_are_sent_back_and_recorded(
+    mailbox: queries.Mailbox, scenarios: list[Scenario], tmp_path: Path
+) -> None:
+    # raw lone surrogates in the content, in a keyword and in the answer: the server escapes them in JSON
+    replies = [
+        completion("\ud83d let me search", ("search_emails", '{"keywords": ["\ud83d", "x"], "to_addr": "\udc00"}')),
+        completion(None, ("read_email", {"message_id": "\ud800"})),
+        completion("\udfff", ("return_final_answer", '{"answer": "\ud83d", "sources": ["\ud800"]}')),
+    ]
+    trajectory, received = sample_replies(mailbox, scenarios[0], replies)
+    assert not trajectory.failed, trajectory.exception
+    assert trajectory.reward is not None and trajectory.reward.outcome == "wrong"
+    assert trajectory.episode is not None and trajectory.episode.answer == "\ud83d"
+    assert trajectory.episode.sources == ["\ud800"] and trajectory.episode.read_invalid_id
+    assert [turn.content for turn in trajectory.turns] == ["\ud83d let me search", None, "\udfff"]
+    assert received[1]["messages"][2]["content"] == "\ud83d let me search"  # sent back as the model wrote it
+    for name in ("t.jsonl", "t.jsonl.gz"):
+        write_jsonl(tmp_path / name, [trajectory])
+        assert read_jsonl(tmp_path / name) == [trajectory]
+
+
+def test_a_made_up_tool_name_with_a_lone_surrogate_is_an_unknown_tool(
+    mailbox: queries.Mailbox, scenarios: list[Scenario]
+) -> None:
+    trajectory, _ = sample_replies(mailbox, scenarios[0], [completion(None, ("\ud83d_search", {"keywords": ["x"]}))])
+    assert not trajectory.failed, trajectory.exception
+    assert trajectory.reward is not None and trajectory.reward.outcome == "unknown_tool"
+    assert "\\ud83d_search" in (trajectory.episode.error_detail if trajectory.episode else "")
 
 
 def test_check_served_by_catches_a_wrong_adapter(serve: Serve, scenarios: list[Scenario], sample: Sample) -> None:

@@ -4,6 +4,16 @@ The environment is the only place where the model's tool calls touch the mailbox
 model must not choose (the inbox, and no email sent on or after the question's date), executes calls in
 order, and records in an `Episode` everything the reward needs. It is synchronous: a search is a few
 milliseconds of SQLite, and the rollout client decides which thread runs it.
+
+The date bound holds for reads too, a deliberate difference from the public ART·E code, which bounds
+only searches: there `read_email` returns any email of the inbox by id, so an agent that guesses or
+remembers an id can read the future. Here an email sent on or after the question's date does not exist
+for the agent: reading it gets the same answer as a non-existent id or another inbox's email, and costs
+the same partial credit ("no read of a non-existent id").
+
+Whatever a model writes, `respond` answers with tool messages (a bad call is a tool error the reward
+penalises) and raises nothing but `EpisodeOverError`; what it echoes of the model's text is escaped and
+cut short, so a message stays small and UTF-8 encodable.
 """
 
 from __future__ import annotations
@@ -115,7 +125,7 @@ class EmailEnvironment:
                 episode.searched_ids.update(hit.message_id for hit in hits)
                 return [dataclasses.asdict(hit) for hit in hits]
             case tools.ReadEmail():
-                email = self._mailbox.read(arguments.message_id, inbox)
+                email = self._mailbox.read(arguments.message_id, inbox, sent_before=self._sent_before)
                 if email is None:
                     episode.read_invalid_id = True
                     return {"error": f"no email with message_id {arguments.message_id[:200]!r} in this inbox"}

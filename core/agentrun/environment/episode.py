@@ -36,7 +36,7 @@ class Episode:
     turns: int = 0
     searched_ids: set[str] = field(default_factory=set)  # every message id any search returned
     read_ids: set[str] = field(default_factory=set)  # every existing message id that was read
-    read_invalid_id: bool = False  # tried to read an id that does not exist (or is outside the inbox)
+    read_invalid_id: bool = False  # read an id that does not exist for the agent: none, another inbox's, or a later one
     error: ToolErrorKind | None = None
     error_detail: str | None = None
     answer: str | None = None  # set by return_final_answer

@@ -5,7 +5,11 @@ for "the reference appears somewhere in my answer" learns to list every candidat
 must make up at least half of the answer (see `DeterministicJudge`).
 
 The LLM judge's API key is read from an environment variable or a mounted Secret file and is never
-logged, never part of a repr, and scrubbed from any error text before it is raised.
+logged, never part of a repr, and scrubbed from any error text before it is raised. Any reply text can
+quote it (a proxy's error page, answered with 200, echoes the request headers), and so can any
+exception on the way, so every failure leaves `is_correct` as one JudgeError built from scrubbed text,
+scrubbed before it is cut short (a cut could split the key and hide it from the scrub), and with no
+original exception attached.
 """
 
 from __future__ import annotations
@@ -154,19 +158,31 @@ class LLMJudge:
                 response_format=_VERDICT_FORMAT,  # type: ignore[arg-type]
                 temperature=0.0,
             )
-        except openai.OpenAIError as error:
-            # `from None`: the original exception (and its request) must not travel with the key in it.
-            raise JudgeError(f"judge request to {self.endpoint} failed: {self._scrub(str(error))}") from None
-        content = response.choices[0].message.content if response.choices else None
-        return _verdict(content or "")
+            content = (response.choices[0].message.content if response.choices else None) or ""
+            verdict = _verdict(content)
+        except Exception as error:  # every type: any exception's text may quote the reply or the request
+            problem = self._scrub(f"judge request to {self.endpoint} failed: {_describe(error)}")[:600]
+        else:
+            if verdict is not None:
+                return verdict
+            problem = f"judge reply has no {{\"accept\": true|false}} object: {self._scrub(content)[:200]!r}"
+        # Raised outside the except block, so that the original exception, which may hold the key, is not
+        # even the JudgeError's __context__.
+        raise JudgeError(problem)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***")
 
 
-def _verdict(content: str) -> bool:
+def _describe(error: Exception) -> str:
+    # An OpenAIError's message says what went wrong ("Error code: 401 - ..."); for any other type the
+    # type's name is needed to make sense of the message.
+    return str(error) if isinstance(error, openai.OpenAIError) else f"{type(error).__name__}: {error}"
+
+
+def _verdict(content: str) -> bool | None:
     """`accept` from the reply: the whole content as JSON, else the first JSON object inside it
-    (servers that ignore `response_format` wrap it in prose or a code fence)."""
+    (servers that ignore `response_format` wrap it in prose or a code fence); None if there is none."""
     decoder = json.JSONDecoder()
     for start in [match.start() for match in re.finditer(r"\{", content)]:
         try:
@@ -175,7 +191,7 @@ def _verdict(content: str) -> bool:
             continue
         if isinstance(value, dict) and isinstance(value.get("accept"), bool):
             return value["accept"]
-    raise JudgeError(f"judge reply has no {{\"accept\": true|false}} object: {content[:200]!r}")
+    return None
 
 
 def make_judge(spec: JudgeSpec, api_key_file: Path | None = None) -> Judge:

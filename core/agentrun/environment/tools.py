@@ -5,6 +5,11 @@ the model is shown and what is accepted cannot drift apart. Validation is strict
 unknown fields): a call that does not fit the advertised schema is a bad-arguments error, which the
 reward penalises. The inbox and the `sent_before = query_date` bound are not arguments at all: the
 environment imposes them.
+
+A lone UTF-16 surrogate (JSON's "\\ud83d" escape without its pair) in a string argument is not by
+itself a reason to refuse a call: it is kept as written in an answer or source (the trajectory record
+escapes it) and replaced where SQLite binds it (`queries.bindable`). An error message echoes the
+model's text only repr()-escaped and cut short, so it stays UTF-8 encodable and small.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ MAX_SEARCH_RESULTS = 10
 # Bounds a single search's cost: FTS5 reads one doclist per phrase token.
 MAX_KEYWORDS = 20
 MAX_KEYWORD_CHARS = 200
+# What an error may echo of a bad call, so that the message the model reads next stays small however
+# large the call: the first few problems, each field name and message cut short.
+MAX_PROBLEMS = 5
+MAX_FIELD_CHARS = 40
+MAX_PROBLEM_CHARS = 200
 
 
 class ToolError(Exception):
@@ -54,6 +64,15 @@ class SearchEmails(_Arguments):
     sent_after: str | None = Field(None, description="Only emails sent on or after this date, YYYY-MM-DD.")
     sent_before: str | None = Field(None, description="Only emails sent before this date, YYYY-MM-DD.")
     max_results: int | None = Field(None, ge=1, le=MAX_SEARCH_RESULTS, description="Most results to return.")
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keyword_text(cls, value: Any) -> Any:
+        # pydantic refuses a lone surrogate in a length-constrained str ("unable to parse raw data as a
+        # unicode string"); like every other argument's text, such a keyword is accepted and made safe.
+        if isinstance(value, list):
+            return [queries.bindable(item) if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("sent_after", "sent_before")
     @classmethod
@@ -150,8 +169,20 @@ def parse_call(call: ToolCall, max_search_results: int = MAX_SEARCH_RESULTS) -> 
 
 def _summary(error: ValidationError) -> str:
     """Which fields failed and why, without echoing the (possibly huge) input values."""
-    problems = []
-    for problem in error.errors(include_url=False, include_input=False, include_context=False):
-        where = ".".join(str(part) for part in problem["loc"]) or "arguments"
-        problems.append(f"{where}: {problem['msg']}")
-    return "; ".join(problems)
+    problems = error.errors(include_url=False, include_input=False, include_context=False)
+    shown = []
+    for problem in problems[:MAX_PROBLEMS]:
+        where = ".".join(_field(part) for part in problem["loc"]) or "arguments"
+        shown.append(f"{where}: {problem['msg'][:MAX_PROBLEM_CHARS]}")
+    if len(problems) > MAX_PROBLEMS:
+        shown.append(f"and {len(problems) - MAX_PROBLEMS} more problems")
+    return "; ".join(shown)
+
+
+def _field(part: str | int) -> str:
+    """One step of an error's location: a list index, a field name, or a key the model made up (the
+    location of an unknown argument), which is the model's own text and may be anything."""
+    text = str(part)
+    if isinstance(part, int) or (text.isidentifier() and len(text) <= MAX_FIELD_CHARS):
+        return text
+    return repr(text[:MAX_FIELD_CHARS]) + ("..." if len(text) > MAX_FIELD_CHARS else "")

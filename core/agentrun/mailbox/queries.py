@@ -3,7 +3,8 @@
 The model's keywords never reach FTS5 as query syntax: each one becomes a quoted phrase (inner quotes
 doubled) and the phrases are ANDed, so quotes, NEAR, `*`, `^`, `-`, AND/OR/NOT, parentheses and colons
 are just text. Everything is restricted to one inbox (emails sent from it or received by it, with
-recipients joined on `recipients.email_id = emails.id`).
+recipients joined on `recipients.email_id = emails.id`), and both operations take a `sent_before` bound,
+which hides later emails from a read exactly as from a search.
 
 A `Mailbox` is shared by many concurrent rollouts: each thread gets its own read-only connection
 (SQLite connections are cheap, and one connection must not run two statements at once).
@@ -95,7 +96,7 @@ def match_expression(keywords: list[str]) -> str | None:
     """
     phrases = []
     for keyword in keywords:
-        text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in _bindable(keyword))
+        text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in bindable(keyword))
         if any(ch.isalnum() for ch in text):
             phrases.append('"' + text.replace('"', '""') + '"')
     return " AND ".join(phrases) or None
@@ -104,11 +105,11 @@ def match_expression(keywords: list[str]) -> str | None:
 def search_match(inbox: str, keywords: str) -> str:
     """The full query: the inbox's participants token AND the keyword phrases, each in its own columns
     (so a keyword never matches an address token, and bm25's idf counts only subject and body hits)."""
-    token = schema.participant_token(_bindable(inbox))
+    token = schema.participant_token(bindable(inbox))
     return f'{{participants}} : "{token}" AND {{subject body}} : ({keywords})'
 
 
-def _bindable(text: str) -> str:
+def bindable(text: str) -> str:
     """The text with lone surrogates (valid in JSON, invalid in UTF-8) replaced, so SQLite can bind it."""
     return text.encode("utf-8", "replace").decode("utf-8")
 
@@ -173,8 +174,8 @@ class Mailbox:
         if max_results < 1:
             raise SearchError(f"max_results must be at least 1, got {max_results}")
         params = {
-            "from_addr": _bindable(from_addr.strip()) if from_addr else None,
-            "to_addr": _bindable(to_addr.strip()) if to_addr else None,
+            "from_addr": bindable(from_addr.strip()) if from_addr else None,
+            "to_addr": bindable(to_addr.strip()) if to_addr else None,
             "sent_after": parse_date(sent_after) if sent_after else None,
             "sent_before": parse_date(sent_before) if sent_before else None,
             "limit": max_results,
@@ -186,13 +187,16 @@ class Mailbox:
         rows = self._conn().execute(_SEARCH_SQL, params)
         return [SearchHit(message_id=message_id, snippet=snippet) for message_id, snippet, _ in rows]
 
-    def read(self, message_id: str, inbox: str) -> EmailView | None:
-        """The email with this id, or None if there is none or it is neither from nor to `inbox`."""
+    def read(self, message_id: str, inbox: str, sent_before: str | None = None) -> EmailView | None:
+        """The email with this id, or None if there is none, it is neither from nor to `inbox`, or it was
+        sent on or after `sent_before` (a date as `search` takes it; exclusive, as there)."""
         conn = self._conn()
-        row = conn.execute(_EMAIL_SQL, (_bindable(message_id),)).fetchone()
+        row = conn.execute(_EMAIL_SQL, (bindable(message_id),)).fetchone()
         if row is None:
             return None
         email_id, message_id, subject, from_address, date, body = row
+        if sent_before is not None and date >= parse_date(sent_before):
+            return None
         recipients = conn.execute(_RECIPIENTS_SQL, (email_id,)).fetchall()
         if inbox != from_address and all(address != inbox for address, _ in recipients):
             return None

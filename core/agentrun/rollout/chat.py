@@ -22,6 +22,11 @@ the SDK over httpx2 took 4.6 ms. The session does not read proxies or netrc from
 model server is reached directly (in-cluster service or localhost), as vLLM deployments are.
 The SDK stays where its conveniences matter (the LLM judge).
 
+A reply's text may hold anything the model wrote, lone UTF-16 surrogates included (a server that
+escapes them sends valid JSON that pydantic's parser refuses): such a reply is parsed with the
+trajectory module's `from_json`, and a conversation holding such text is sent with `to_json`, which
+escapes it as the server did. What the server makes of it is the server's answer.
+
 Errors keep the SDK's retry classes: transport errors and timeouts, 429 and 5xx are retryable; any
 other status is final, and its message carries the status code and the server's own message.
 """
@@ -33,7 +38,9 @@ from typing import Any
 
 import aiohttp
 import pydantic_core
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from agentrun.rollout.trajectory import from_json, to_json
 
 
 class ChatRequestError(Exception):
@@ -124,6 +131,20 @@ def _error_message(payload: bytes) -> str:
     return str(body)[:500]
 
 
+def _completion(payload: bytes) -> Completion:
+    """The reply, validated; pydantic's own JSON parser first, as it is the fast one."""
+    try:
+        return Completion.model_validate_json(payload)
+    except ValidationError as error:
+        if error.errors()[0]["type"] != "json_invalid":
+            raise
+        try:
+            data = from_json(payload)  # valid JSON the fast parser refuses: lone-surrogate escapes
+        except ValueError:
+            raise error from None
+    return Completion.model_validate(data)
+
+
 class ChatEndpoint:
     """`POST {base_url}/chat/completions` over at most `connections` keep-alive connections.
 
@@ -149,7 +170,7 @@ class ChatEndpoint:
     async def complete(self, body: dict[str, Any]) -> Completion:
         """Send one request; raise a `ChatRequestError` for a failure of transport or status."""
         try:
-            async with self._http().post(self._url, data=pydantic_core.to_json(body), headers=self._headers) as reply:
+            async with self._http().post(self._url, data=to_json(body).encode(), headers=self._headers) as reply:
                 payload = await reply.read()
         except TimeoutError as error:
             raise RequestTimeout(f"no reply from {self._url} within {self._timeout.total} s") from error
@@ -157,7 +178,7 @@ class ChatEndpoint:
             raise TransportError(f"{self._url}: {type(error).__name__}: {error}") from error
         if not 200 <= reply.status < 300:
             raise StatusError(reply.status, _error_message(payload))
-        return Completion.model_validate_json(payload)
+        return _completion(payload)
 
     async def aclose(self) -> None:
         if self._session is not None:
