@@ -146,6 +146,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(tiny
     for what, moment in kills:
         run = Run(spec, log)
         completed = kill_when(run, moment(run), newest, f"the run's {what}")
+        print(f"killed during {what}, newest complete step {completed}")  # shown with -s
         assert newest() >= completed  # the kill lost no completed step
         for name in os.listdir(checkpoints):  # a kill never leaves a damaged checkpoint in view
             assert not checkpoint_files.STEP_DIR.match(name) or checkpoint_files.problem(checkpoints / name) is None

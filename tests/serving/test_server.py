@@ -72,6 +72,20 @@ def test_with_tool_choice_none_the_call_stays_text(client: openai.OpenAI) -> Non
     assert (choice.message.content or "").startswith("<tool_call>")
 
 
+def test_a_history_holding_the_models_lone_surrogates_is_still_answered(server: background.ThreadServer) -> None:
+    """The model wrote "\ud83d" in a call; the next turn's request carries it back (as a JSON escape: the
+    rollout client's encoding; the OpenAI SDK cannot send it at all) and must not fail."""
+    call = {"id": "call-1", "type": "function",
+            "function": {"name": "search_emails", "arguments": '{"keywords": ["\ud83d"]}'}}
+    messages = [*chat(QUESTIONS[0]), {"role": "assistant", "content": "a\udc00b", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call-1", "content": "[]"}]
+    body = json.dumps({"model": TOOL_ADAPTER, "messages": messages, "tools": TOOLS, "max_tokens": 8})
+    reply = httpx.post(f"{server.base_url}/chat/completions", content=body, timeout=60,
+                       headers={"content-type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["finish_reason"] in ("stop", "length", "tool_calls")
+
+
 @pytest.mark.parametrize("turn", ["first", "prefix cached"])
 def test_token_ids_decode_to_the_text_and_logprobs_match_a_fresh_forward_pass(
     server: background.ThreadServer, client: openai.OpenAI, tokenizer: PreTrainedTokenizerBase,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from agentrun.serving import toolcalls
 
 
@@ -25,3 +27,15 @@ def test_text_that_does_not_parse_is_all_content() -> None:
         '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>oops</tool_call>',  # one bad block
     ):
         assert toolcalls.parse(text) == toolcalls.Parsed(text, ())
+
+
+def test_a_lone_surrogate_the_model_wrote_survives_parsing_and_the_reply() -> None:
+    """A model can write `"\\ud83d"` inside its call; the reply carries it back instead of failing (500)."""
+    from agentrun.rollout import trajectory
+    from agentrun.serving import app
+
+    text = '<tool_call>{"name": "return_final_answer", "arguments": {"answer": "\\ud83d", "sources": []}}</tool_call>'
+    (name, arguments), = toolcalls.parse(text).calls
+    assert json.loads(arguments) == {"answer": "\ud83d", "sources": []}
+    reply = app._json({"choices": [{"message": {"tool_calls": [{"function": {"name": name, "arguments": arguments}}]}}]})
+    assert trajectory.from_json(reply.body)["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == arguments

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic_core
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from transformers import PreTrainedTokenizerBase
 
+from agentrun.rollout import trajectory
 from agentrun.scripted import protocol
 from agentrun.serving import adapters, completions, metrics
 from agentrun.serving.engine import Engine, Job
@@ -53,7 +53,8 @@ class ApiError(Exception):
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(pydantic_core.to_json(body), status_code=status, media_type="application/json")
+    # trajectory.to_json: a tool call's arguments are the model's text, lone surrogates included.
+    return Response(trajectory.to_json(body), status_code=status, media_type="application/json")
 
 
 def _not_found(name: str, detail: str = "") -> ApiError:

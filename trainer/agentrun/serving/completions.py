@@ -60,7 +60,10 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, request: protocol.ChatRequest
         )
     except TemplateError as error:
         raise RequestError(f"the chat template cannot render these messages: {error}", "messages") from error
-    return list(tokenizer.encode(str(text), add_special_tokens=False))
+    # A model can write a lone surrogate ("\ud83d" in its call's JSON), which comes back in the next
+    # request's history; tokenizers refuse it (TypeError), so it is encoded as U+FFFD.
+    valid = str(text).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return list(tokenizer.encode(valid, add_special_tokens=False))
 
 
 def new_jobs(
