@@ -5,6 +5,7 @@ falls back to the newest intact step."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from agentrun import checkpoint_files as cf
 
-EXAMPLES = 300
+EXAMPLES = int(os.environ.get("AGENTRUN_FUZZ_EXAMPLES", "300"))  # raise it for a longer local run
 
 
 def safetensors_bytes(tensors: dict[str, bytes]) -> bytes:

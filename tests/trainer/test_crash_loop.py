@@ -75,11 +75,11 @@ def test_learner_killed_in_updates_and_saves_resumes_bit_identically(policy_dir:
     run_dir = tmp_path / "killed"
     checkpoints = run_dir / "checkpoints"
     phases, rng, hit = moments(run_dir), random.Random(SEED), []
-    for _ in range(KILLS):
+    for target in sorted(rng.choices(range(STEPS - 1), k=KILLS)):  # kill moments spread over the run's steps
         before = set(os.listdir(checkpoints)) if checkpoints.is_dir() else set()
-        if newest(checkpoints) >= STEPS - 1:
-            break
         phase = rng.choice(sorted(phases))
+        if newest(checkpoints) >= STEPS - 1:  # too late for a kill before the run ends
+            continue
         started = time.time()
         process = start(policy_dir, run_dir, log)
 
@@ -87,7 +87,8 @@ def test_learner_killed_in_updates_and_saves_resumes_bit_identically(policy_dir:
             if process.poll() is not None:
                 pytest.fail(f"the learner exited ({process.returncode}) before the kill: {log.read_text()[-3000:]}")
 
-        wait_until(lambda: phases[phase](before, started), timeout=300, what=phase, interval=0.0005, alive=alive)
+        wait_until(lambda: newest(checkpoints) >= target and phases[phase](before, started), timeout=300,
+                   what=f"{phase} after step {target}", interval=0.0005, alive=alive)
         completed = newest(checkpoints)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
