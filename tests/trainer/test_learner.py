@@ -3,6 +3,7 @@ budget, and the whole gradient path raises the reward of a tiny policy on a toy 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,3 +110,60 @@ def test_grpo_raises_the_reward_of_a_tiny_policy(bimodal_policy: Callable[[], to
         assert (metrics.grad_norm > 0) == bool(grpo.informative_groups(rewards[None]))
     after = float(next_token_logprobs()[good].exp())
     assert after > 0.8, (before, after)
+
+
+def one_token_samples(model: torch.nn.Module, advantages: list[float]) -> list[Sample]:
+    """Samples of GOOD after the toy prompt, server log-probabilities equal to the model's own."""
+    with torch.no_grad():
+        logp = float(torch.log_softmax(model(input_ids=torch.tensor([PROMPT])).logits[0, -1].float(), -1)[GOOD])
+    return [Sample(ids=[*PROMPT, GOOD], trained=[False] * len(PROMPT) + [True],
+                   server_logprobs=[0.0] * len(PROMPT) + [logp], advantage=a) for a in advantages]
+
+
+def test_a_ratio_outside_the_clip_range_gives_the_clipped_loss_and_no_gradient(
+    bimodal_policy: Callable[[], torch.nn.Module]
+) -> None:
+    """Hand values: old log-probability log(2) below the current one, so the ratio is 2. With advantage +1
+    the loss is -min(2 * 1, (1 + 0.28) * 1) = -1.28 and the clipped branch carries no gradient; with
+    advantage -1 it is -min(-2, -1.28) = 2, unclipped, with gradient."""
+    model = sft.add_lora(bimodal_policy(), rank=4)
+    learner = Learner(model, LearnerSettings(lr=1e-3, importance_correction=False), pad_id=0)
+    for advantage, loss, moved in ((1.0, -1.28, False), (-1.0, 2.0, True)):
+        [sample] = one_token_samples(model, [advantage])
+        current = sample.server_logprobs[-1]
+        sample.old_logprobs = [0.0] * len(PROMPT) + [current - float(torch.log(torch.tensor(2.0)))]
+        metrics = learner.step([sample])
+        assert metrics.loss == pytest.approx(loss, abs=1e-4)
+        assert (metrics.grad_norm > 0) == moved
+
+
+def test_several_updates_per_step_are_steps_against_the_policy_that_sampled(
+    bimodal_policy: Callable[[], torch.nn.Module]
+) -> None:
+    """epochs=2 x minibatches=2: four optimizer steps, each on every other sample, every one measuring its
+    ratio against the log-probabilities from before the first. The first step's ratio is 1 (loss = -mean
+    advantage, exactly); the later ones see a moved policy, so their loss is not."""
+    settings = LearnerSettings(lr=1e-2, epochs=2, minibatches=2, importance_correction=False)
+    model = sft.add_lora(bimodal_policy(), rank=4)
+    samples = one_token_samples(model, [1.0, -1.0, 1.0, -1.0])
+    metrics = Learner(model, settings, pad_id=0).update(samples)
+    assert metrics.trained_tokens == 2 * 4 and metrics.micro_batches == 4
+    assert all(s.old_logprobs is None for s in samples)  # the caller's samples are left as they were
+
+    by_hand = sft.add_lora(bimodal_policy(), rank=4)
+    learner = Learner(by_hand, settings, pad_id=0)
+    old = [dataclasses.replace(s, old_logprobs=logp) for s, logp in zip(samples, learner.policy_logprobs(samples))]
+    losses = [learner.step(part).loss for _ in range(2) for part in (old[0::2], old[1::2])]
+    assert losses[0] == pytest.approx(-1.0, abs=1e-6)  # advantages +1, ratio 1
+    assert all(abs(loss - expected) > 1e-4 for loss, expected in zip(losses[1:], (1.0, -1.0, 1.0)))
+    for (name, got), expected in zip(model.named_parameters(), by_hand.parameters(), strict=True):
+        assert not got.requires_grad or torch.equal(got, expected), name
+
+
+def test_one_update_per_step_is_the_plain_step(bimodal_policy: Callable[[], torch.nn.Module]) -> None:
+    weights = []
+    for method in ("update", "step"):
+        model = sft.add_lora(bimodal_policy(), rank=4)
+        getattr(Learner(model, LearnerSettings(lr=1e-2), pad_id=0), method)(one_token_samples(model, [1.0, -1.0]))
+        weights.append({k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -186,10 +186,16 @@ class TrainingSpec(SpecModel):
     """AdamW weight decay."""
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
     """Gradient clipping norm."""
+    epochs: Annotated[int, Field(ge=1, le=16)] = 1
+    """Passes over a step's samples (PPO epochs). Each pass after the first, like each minibatch after the
+    first, updates a policy that has moved from the one that sampled: that is what epsLow/epsHigh clip."""
+    minibatches: Annotated[int, Field(ge=1, le=256)] = 1
+    """Optimizer steps per pass, each on an equal share of the step's samples."""
     eps_low: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    """Lower clip of the importance ratio (1 - epsLow)."""
+    """Lower clip of the ratio of the updated policy to the sampling one (1 - epsLow); it only acts when a
+    step makes several updates (epochs or minibatches above 1)."""
     eps_high: Annotated[float, Field(gt=0.0, lt=10.0)] = 0.28
-    """Upper clip of the importance ratio (1 + epsHigh)."""
+    """Upper clip of that ratio (1 + epsHigh)."""
     scale_rewards_by_std: bool = True
     """Divide group-centred rewards by the group's standard deviation."""
     kl_coef: Annotated[float, Field(ge=0.0)] = 0.0
@@ -199,7 +205,8 @@ class TrainingSpec(SpecModel):
     lora: LoraSpec = LoraSpec()
     """Adapter shape."""
     checkpoint_every: Annotated[int, Field(ge=1)] = 10
-    """Save an adapter checkpoint every N steps (and at the end)."""
+    """Keep the checkpoint of every Nth step for good (each step is saved; older ones are pruned except
+    these, the newest two and the best by validation reward)."""
     seed: Annotated[int, Field(ge=0)] = 0
     """Seed for scenario order, sampling and initialisation."""
 

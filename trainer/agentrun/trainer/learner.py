@@ -5,6 +5,7 @@ backward, the update and the processes; the loss is the same for both.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class LearnerSettings:
     kl_coef: float = 0.0
     importance_correction: bool = True
     importance_clip: float = 2.0
+    epochs: int = 1  # passes over a step's samples
+    minibatches: int = 1  # optimizer steps per pass, each on every minibatches-th sample
     micro_batch_tokens: int = 16384  # padded tokens per forward pass
     gradient_checkpointing: bool = False  # recompute each layer's activations in backward
     device: str = "cpu"
@@ -42,6 +45,7 @@ class LearnerSettings:
         return cls(
             lr=training.learning_rate, weight_decay=training.weight_decay, max_grad_norm=training.max_grad_norm,
             eps_low=training.eps_low, eps_high=training.eps_high, kl_coef=training.kl_coef,
+            epochs=training.epochs, minibatches=training.minibatches,
             importance_correction=training.importance_correction.enabled,
             importance_clip=training.importance_correction.clip, micro_batch_tokens=learner.micro_batch_tokens,
             gradient_checkpointing=learner.gradient_checkpointing, device=device, engine=engine, zero_stage=learner.deepspeed.zero_stage,
@@ -63,6 +67,21 @@ class StepMetrics:
     @property
     def tokens_per_second(self) -> float:
         return self.trained_tokens / self.seconds if self.seconds else 0.0
+
+
+def combined(parts: Sequence[StepMetrics]) -> StepMetrics:
+    """The metrics of a step made of several optimizer steps: sums of work, means of the rest."""
+    tokens = sum(p.trained_tokens for p in parts)
+    seconds = sum(p.seconds for p in parts)
+    flops = sum(p.flops for p in parts)
+
+    def mean(name: str) -> float:  # weighted by trained tokens, as each part's own value is
+        return sum(getattr(p, name) * p.trained_tokens for p in parts) / max(tokens, 1)
+
+    return StepMetrics(loss=mean("loss"), grad_norm=max(p.grad_norm for p in parts), trained_tokens=tokens,
+                       micro_batches=sum(p.micro_batches for p in parts), kl=mean("kl"),
+                       importance_weight=mean("importance_weight"), seconds=seconds, flops=flops,
+                       mfu=sum(p.mfu * p.seconds for p in parts) / seconds if seconds else 0.0)
 
 
 def micro_batches(samples: Sequence[Sample], token_budget: int) -> Iterator[list[Sample]]:
@@ -92,8 +111,13 @@ def _tensors(batch: Sequence[Sample], pad_id: int, device: str) -> dict[str, tor
         trained[row, :n] = torch.tensor(s.trained)
         server[row, :n] = torch.tensor(s.server_logprobs)
         advantage[row, :n] = s.advantage
+    old = torch.zeros((len(batch), width))  # (B, T)
+    for row, s in enumerate(batch):
+        if s.old_logprobs is not None:
+            old[row, : len(s.ids)] = torch.tensor(s.old_logprobs)
     trained[:, 0] = False  # the first token is never predicted
-    tensors = {"input_ids": ids, "attention_mask": mask, "trained": trained, "server": server, "advantage": advantage}
+    tensors = {"input_ids": ids, "attention_mask": mask, "trained": trained, "server": server, "advantage": advantage,
+               "old": old}
     return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
@@ -128,6 +152,31 @@ class Learner:
         self.flops = ModelFlops.of(self.model)
         self.peak_flops = peak_flops(settings.device)
 
+    def update(self, samples: Sequence[Sample]) -> StepMetrics:
+        """A GRPO step's updates: `epochs` passes over `samples`, each `minibatches` optimizer steps (PPO's
+        scheme). With more than one update, the learner's log-probabilities before the first are kept as
+        the sampling policy's, so the clipped ratio bounds how far the later updates move from it."""
+        s = self.settings
+        if s.epochs == s.minibatches == 1:
+            return self.step(samples)
+        old = [dataclasses.replace(sample, old_logprobs=logprobs)
+               for sample, logprobs in zip(samples, self.policy_logprobs(samples), strict=True)]
+        parts = [old[i :: s.minibatches] for i in range(s.minibatches)]
+        return combined([self.step(part) for _ in range(s.epochs) for part in parts if part])
+
+    def policy_logprobs(self, samples: Sequence[Sample]) -> list[list[float]]:
+        """The current policy's log-probability of each sample's ids (0.0 where not trained), no gradient."""
+        found: dict[int, list[float]] = {}
+        with torch.no_grad():
+            for batch in micro_batches(samples, self.settings.micro_batch_tokens):
+                t = _tensors(batch, self.pad_id, self.settings.device)
+                logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])  # (N,)
+                full = torch.zeros(t["trained"].shape, dtype=logp.dtype, device=logp.device)  # (B, T)
+                full[t["trained"]] = logp
+                for row, sample in enumerate(batch):
+                    found[id(sample)] = full[row, : len(sample.ids)].tolist()
+        return [found[id(sample)] for sample in samples]
+
     def step(self, samples: Sequence[Sample]) -> StepMetrics:
         """One optimizer step on `samples` (the same list on every rank); the loss is the token-level mean
         over all of them, whichever rank trains which micro-batch."""
@@ -144,7 +193,9 @@ class Learner:
             t = _tensors(batch, self.pad_id, s.device)
             logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
                                      recompute=recompute)  # (N,)
-            old_logp = logp.detach()  # one update per batch of rollouts: the sampling policy is this one
+            # The policy that sampled: the learner before this step's first update (the same weights as
+            # now on that update, so the ratio is 1 and only the later updates of a step are clipped).
+            old_logp = t["old"][t["trained"]] if batch[0].old_logprobs is not None else logp.detach()
             advantages = t["advantage"][t["trained"]]
             token_loss = grpo.clipped_token_loss(logp, old_logp, advantages, s.eps_low, s.eps_high)
             importance = torch.ones_like(logp)

@@ -4,7 +4,7 @@ Per step:
     groups   = rollouts(step, current model name)       # the rollout driver, or any source of trajectories
     check    every turn was served by that name          # silent base-model sampling fails the step
     drop     failed trajectories (within a tolerance) and groups with equal rewards
-    update   learner.step(samples with group advantages)
+    update   learner.update(samples with group advantages): epochs x minibatches optimizer steps
     save     checkpoints/step-N (adapter + trainer state), atomically
     publish  make the server use step-N; it is the current model name from now on
 The loop resumes from the newest complete checkpoint: its adapter, optimizer and RNG, and its step (the
@@ -168,7 +168,7 @@ class TrainingLoop:
             advantages += grpo.group_advantages(rewards, self.settings.scale_rewards_by_std)[0].tolist()
         built = build_samples(kept, advantages)
         train_started = time.perf_counter()
-        metrics = self.learner.step(built.samples) if built.samples else None
+        metrics = self.learner.update(built.samples) if built.samples else None
         train_seconds = time.perf_counter() - train_started
 
         all_rewards = [t.reward.total for t in ok if t.reward is not None]
