@@ -10,6 +10,7 @@ so a truncated, half-copied or swapped file is passed over, never loaded.
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from collections.abc import Collection
@@ -86,6 +87,10 @@ def prune(checkpoints_dir: Path, keep_last: int, keep_every: int, keep: Collecti
     for step, path in found:
         if path in newest or step % keep_every == 0 or path.name in keep:
             continue
-        shutil.rmtree(path)
+        # Out of view first: a kill in the middle of rmtree must not leave a half-deleted step-N/ behind
+        # (it would be passed over, but a checkpoint in view is whole). Resume removes what is left.
+        doomed = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.rename(path, doomed)
+        shutil.rmtree(doomed)
         deleted.append(path)
     return deleted
