@@ -27,6 +27,7 @@ import yaml
 from agentrun import background, storage
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark
+from agentrun.runner import local
 from agentrun.spec.models import AgentTrainingRun
 from agentrun.trainer import demonstrations, sft
 
@@ -88,12 +89,13 @@ def main() -> None:
         rl_seconds = sum(s["rollout_seconds"] + s["train_seconds"] + s["save_seconds"] for s in steps)
 
         dataset_dir = layout.dataset_dir(run.spec.dataset.name)
-        start_model = layout.model_dir(f"tiny-sft-{run.spec.dataset.name}")
+        start_model = local.bootstrap_dir(run, layout)
         control_dir = layout.run_dir(name) / "control"
         if not (control_dir / "config.json").is_file():
             settings = dataclasses.replace(sft.TINY_BOOTSTRAP, curriculum_steps=0, language_steps=0, seed=seed,
                                            time_budget_seconds=rl_seconds, progress=False)
-            shown = demonstrations.oracle(dataset_dir, "train", seed=seed)
+            learned = benchmark.training_scenarios(dataset_dir, run.spec.evaluation.limit)  # what RL draws from
+            shown = demonstrations.oracle_for(dataset_dir, learned, seed=seed)
             sft.fine_tune(str(start_model), args.root, shown, settings, control_dir)
         split = run.spec.evaluation.final_split
         control_eval = layout.run_dir(name) / "evals" / f"control-{split}.json"

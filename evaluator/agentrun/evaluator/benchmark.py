@@ -57,19 +57,32 @@ def select_scenarios(dataset_dir: Path, split: Split, limit: int) -> list[Scenar
     return chosen[:limit]
 
 
-def validation_scenarios(dataset_dir: Path, limit: int) -> list[Scenario]:
-    """The last `limit` train scenarios by id: held out from training draws (`training_scenarios`), they
-    rank checkpoints during a run, so the test split stays untouched until the final evaluation."""
-    return select_scenarios(dataset_dir, "train", 10**9)[-limit:]
+@dataclass(frozen=True)
+class TrainSplit:
+    training: list[Scenario]  # what a run learns from: its bootstrap's demonstrations and GRPO's draws
+    validation: list[Scenario]  # held out: they rank checkpoints during the run
 
 
-def training_scenarios(dataset_dir: Path, validation_limit: int) -> list[Scenario]:
-    """The train scenarios a run samples from: every train scenario except the validation ones."""
+def split_train(dataset_dir: Path, validation_limit: int) -> TrainSplit:
+    """The one place that divides a dataset's train scenarios: the last `validation_limit` by id are held
+    out for validation, so the test split stays untouched until the final evaluation, and the rest are
+    all a run may learn from. Both halves come from this cut, so they cannot drift into each other."""
     train = select_scenarios(dataset_dir, "train", 10**9)
     if len(train) <= validation_limit:
         raise EvaluationError(f"{dataset_dir} has {len(train)} train scenarios; {validation_limit} are held out "
                               "for validation (evaluation.limit): build a larger dataset or lower the limit")
-    return train[:-validation_limit]
+    cut = len(train) - validation_limit
+    return TrainSplit(train[:cut], train[cut:])
+
+
+def validation_scenarios(dataset_dir: Path, limit: int) -> list[Scenario]:
+    """The train scenarios held out from everything a run learns from (`split_train`)."""
+    return split_train(dataset_dir, limit).validation
+
+
+def training_scenarios(dataset_dir: Path, validation_limit: int) -> list[Scenario]:
+    """The train scenarios a run learns from: every train scenario except the validation ones."""
+    return split_train(dataset_dir, validation_limit).training
 
 
 async def evaluate(

@@ -139,18 +139,26 @@ def check_base(run: AgentTrainingRun, layout: storage.Layout) -> None:
         raise RunError(f"model.base {base!r} cannot be loaded: {error}") from None
 
 
+def bootstrap_dir(run: AgentTrainingRun, layout: storage.Layout) -> Path:
+    """Where builtin:tiny's bootstrap for `run` is cached: one per dataset and validation hold-out, since
+    it learns from every train question but the last `evaluation.limit` (the bootstraps cached before
+    there was a hold-out, as models/tiny-sft-<dataset>, learned from validation too: never reused)."""
+    return layout.model_dir(f"tiny-sft-{run.spec.dataset.name}-heldout-{run.spec.evaluation.limit}")
+
+
 def prepare_base(run: AgentTrainingRun, layout: storage.Layout, dataset_dir: Path, progress: bool) -> str:
     """The base model as the server names it. builtin:tiny is first bootstrapped (curriculum, language
-    phase, SFT on the oracle's demonstrations) into models/tiny-sft-<dataset>, once."""
+    phase, SFT on the oracle's demonstrations of the questions GRPO draws from) into `bootstrap_dir`, once."""
     base = run.spec.model.base
     if base != TINY:
         return base
-    bootstrapped = layout.model_dir(f"tiny-sft-{run.spec.dataset.name}")
+    bootstrapped = bootstrap_dir(run, layout)
     if not (bootstrapped / "config.json").is_file():  # complete or absent: saved atomically
         tqdm.write(f"bootstrapping {TINY} on {dataset_dir.name}: once, cached in {bootstrapped}")
         settings = dataclasses.replace(sft.TINY_BOOTSTRAP, progress=progress)
-        shown = demonstrations.oracle(dataset_dir, "train", seed=settings.seed)
-        sft.fine_tune(TINY, layout.root, shown, settings, bootstrapped, dataset_dir=dataset_dir)
+        learned = benchmark.training_scenarios(dataset_dir, run.spec.evaluation.limit)
+        shown = demonstrations.oracle_for(dataset_dir, learned, seed=settings.seed)
+        sft.fine_tune(TINY, layout.root, shown, settings, bootstrapped, dataset_dir=dataset_dir, scenarios=learned)
     return str(bootstrapped.resolve())
 
 

@@ -11,20 +11,24 @@ the same chat template and assistant-only mask as the demonstrations.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from random import Random
 from typing import Any
 
 from agentrun import storage
 from agentrun.mailbox import schema, writer
+from agentrun.mailbox.records import Scenario
 
 MIN_STRINGS, MAX_STRINGS = 2, 6
 POOL_EMAILS = 5000  # emails sampled for the pools: plenty of distinct strings, a fast query
 INSTRUCTION = "Copy these strings into a JSON list, in order:"
 
 
-def string_pools(dataset_dir: Path) -> list[list[str]]:
-    """Kinds of strings an agent copies: message ids, addresses, subjects and reference answers."""
+def string_pools(dataset_dir: Path, scenarios: Sequence[Scenario] | None = None) -> list[list[str]]:
+    """Kinds of strings an agent copies: message ids, addresses, subjects and the reference answers of
+    `scenarios` (every train scenario's by default; a run's bootstrap passes only the ones it learns
+    from, so that it never copies a validation question's answer)."""
     conn = schema.open_readonly(dataset_dir / schema.EMAILS_DB)
     try:
         rows = conn.execute(
@@ -32,7 +36,9 @@ def string_pools(dataset_dir: Path) -> list[list[str]]:
         ).fetchall()
     finally:
         conn.close()
-    answers = [s.answer for s in writer.load_scenarios(storage.scenarios_file(dataset_dir)) if s.split == "train"]
+    if scenarios is None:
+        scenarios = [s for s in writer.load_scenarios(storage.scenarios_file(dataset_dir)) if s.split == "train"]
+    answers = [s.answer for s in scenarios]
     pools = [sorted({row[k] for row in rows if row[k]}) for k in range(3)] + [sorted(set(answers))]
     return [pool for pool in pools if pool]
 

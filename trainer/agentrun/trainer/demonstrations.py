@@ -9,7 +9,7 @@ see in rollouts), or a JSONL file a user supplies, one conversation per line, ei
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -41,10 +41,27 @@ def oracle(
     settings: EnvironmentSpec = EnvironmentSpec(),
 ) -> list[Demonstration]:
     """The oracle's episode for each scenario of `split` (ordered by id, the first `limit`)."""
+    def choose(every: list[Scenario]) -> list[Scenario]:
+        return sorted((s for s in every if s.split == split), key=lambda s: s.id)[:limit]
+
+    return _episodes(dataset_dir, choose, seed, settings)
+
+
+def oracle_for(
+    dataset_dir: Path, scenarios: Sequence[Scenario], *, seed: int = 0, settings: EnvironmentSpec = EnvironmentSpec(),
+) -> list[Demonstration]:
+    """The oracle's episode for each of `scenarios`: a run's bootstrap plays only the questions the run
+    learns from (`benchmark.training_scenarios`), never its validation or test questions."""
+    return _episodes(dataset_dir, lambda _: scenarios, seed, settings)
+
+
+def _episodes(dataset_dir: Path, choose: Callable[[list[Scenario]], Sequence[Scenario]], seed: int,
+              settings: EnvironmentSpec) -> list[Demonstration]:
+    """The oracle's episodes of the scenarios `choose` picks from the dataset's (opening the dataset
+    first, so a missing one is the mailbox's error whatever is chosen)."""
     known = knowledge.Knowledge(dataset_dir)
     try:
-        scenarios = sorted((s for s in known.scenarios if s.split == split), key=lambda s: s.id)[:limit]
-        return [_play(known, scenario, Random(seed + scenario.id), settings) for scenario in scenarios]
+        return [_play(known, scenario, Random(seed + scenario.id), settings) for scenario in choose(known.scenarios)]
     finally:
         known.close()
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
 from agentrun import storage
+from agentrun.mailbox.records import Scenario
 from agentrun.models import loading
 from agentrun.trainer import checkpoints, curriculum, demonstrations, masking
 from agentrun.trainer.masking import Encoded
@@ -259,10 +260,12 @@ def add_lora(
 
 def fine_tune(
     base: str, root: Path, shown: Sequence[demonstrations.Demonstration], settings: SFTSettings, out: Path, *,
-    dataset_dir: Path | None = None, lora: bool = False,
+    dataset_dir: Path | None = None, scenarios: Sequence[Scenario] | None = None, lora: bool = False,
 ) -> Report:
-    """Load `base`, train it (the curriculum's strings come from `dataset_dir`) and save it to `out`."""
-    pools = curriculum.string_pools(dataset_dir) if settings.curriculum_steps and dataset_dir is not None else None
+    """Load `base`, train it (the curriculum's strings come from `dataset_dir`, its answers from
+    `scenarios`, by default every train scenario) and save it to `out`."""
+    pools = (curriculum.string_pools(dataset_dir, scenarios) if settings.curriculum_steps and dataset_dir is not None
+             else None)
     tokenizer = loading.load_tokenizer(base, root)
     model = loading.load_model(base, root)
     if lora:
