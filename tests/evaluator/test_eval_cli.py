@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from agentrun import storage
 from agentrun.cli.main import cli
+from agentrun.mailbox import writer
+from agentrun.rollout.trajectory import read_jsonl
 from agentrun.scripted import policies
 from agentrun.scripted.server import PolicyName, ServerConfig
 from agentrun.scripted.serving import ScriptedServer
@@ -38,6 +41,31 @@ def test_oracle_benchmark_prints_table_and_writes_results(dataset: Path, oracle:
     assert saved["summary"]["mean_reward"] > 1.0
     ids = [row["scenario_id"] for row in saved["questions"]]
     assert ids == sorted(ids)  # a fixed order, so two evaluations pair question by question
+
+
+def test_eval_shows_episodes_after_the_table_and_keeps_them_for_show(
+    dataset: Path, oracle: ScriptedServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "results.json"
+    code, output = run_eval("--endpoint", oracle.base_url, "--model", "oracle", "--dataset", str(dataset),
+                            "--limit", "5", "--out", str(out), "--show", "2")
+    assert code == 0, output
+    table, episodes = output.split("\n\n=", 1)
+    assert "answer accuracy  |  100.0%" in table and f"agentrun show {out}" in table
+    scenarios = {s.id: s for s in writer.load_scenarios(storage.scenarios_file(dataset))}
+    first = sorted(s.id for s in scenarios.values() if s.split == "test")[:2]  # every answer is right: the first two
+    assert [int(line.split()[1]) for line in episodes.splitlines() if line.startswith("scenario ")] == first
+    assert episodes.count("judged      correct") == 2 and "search_emails(" in episodes
+    assert all(f"reference   {scenarios[i].answer}" in episodes for i in first)
+
+    saved = json.loads(out.read_text())
+    assert saved["trajectories"] == "results.jsonl.gz" and saved["dataset"] == str(dataset.resolve())
+    kept = read_jsonl(tmp_path / "results.jsonl.gz")
+    assert [t.scenario_id for t in kept] == [row["scenario_id"] for row in saved["questions"]]
+    assert all(turn.token_ids is turn.logprobs is turn.prompt_token_ids is None for t in kept for turn in t.turns)
+    shown = CliRunner().invoke(cli, ["show", str(out), "--limit", "0"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("judged      correct") == 5 and "unavailable" not in shown.output
 
 
 def test_noisy_policy_scores_lower(dataset: Path, tmp_path: Path) -> None:

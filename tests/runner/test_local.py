@@ -44,11 +44,13 @@ def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> N
     assert [step for step, _ in checkpoint_files.intact(run_dir / "checkpoints")] == [1, 2]
     adapter = json.loads((run_dir / "checkpoints" / "step-000002" / checkpoint_files.ADAPTER_CONFIG).read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_dir)  # the served base name: the resolver's check
-    evals = sorted(p.name for p in (run_dir / "evals").iterdir())
+    evals = sorted(p.name for p in (run_dir / "evals").glob("*.json"))  # each with its episodes, .jsonl.gz
     assert evals == ["step-000000-test.json", "step-000000-validation.json", "step-000001-validation.json",
                      "step-000002-test.json", "step-000002-validation.json"]
     assert json.loads((run_dir / "evals" / "step-000002-test.json").read_text())["model"] == "step-000002"
     assert (run_dir / "trajectories" / "step-000002.jsonl.gz").is_file()
+    shown = CliRunner().invoke(cli, ["show", str(run_dir / "trajectories" / "step-000002.jsonl.gz"), "--limit", "1"])
+    assert shown.exit_code == 0 and "-- end --" in shown.output and "not available" not in shown.output  # run.json
 
     compared = CliRunner().invoke(cli, ["compare", str(run_dir), "--plot", str(tmp_path / "plot.png")])
     assert compared.exit_code == 0, compared.output

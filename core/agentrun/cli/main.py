@@ -35,6 +35,9 @@ COMMANDS = {
     "serve-scripted": ("agentrun.cli.scripted:serve_scripted",
                        "Serve a scripted policy over vLLM's OpenAI-compatible API (chat completions with "
                        "tools)."),
+    "show": ("agentrun.evaluator.cli:show_command",
+             "Print episodes as transcripts: the question, each tool call with its result, the final answer "
+             "beside the reference answer, the judgement and the reward's parts."),
     "sft": ("agentrun.trainer.cli:sft", "Fine-tune BASE on demonstrations, training only the assistant's tokens."),
     "validate": ("agentrun.cli.validate:validate", "Validate an AgentTrainingRun MANIFEST (YAML)."),
 }

@@ -1,4 +1,5 @@
-"""`agentrun eval`: benchmark any OpenAI-compatible model on the email task and print a table."""
+"""`agentrun eval` benchmarks any OpenAI-compatible model on the email task and prints a table; `compare`
+puts a run's evaluations side by side; `show` prints episodes as transcripts."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import click
 
 from agentrun import background, checkpoint_files
 from agentrun.environment import judge as judges
-from agentrun.evaluator import benchmark, compare, summary
+from agentrun.evaluator import benchmark, compare, episodes, summary, transcript
+from agentrun.mailbox.records import Scenario
 from agentrun.mailbox.schema import MailboxError
 from agentrun.rollout import health
+from agentrun.rollout.trajectory import Trajectory
 from agentrun.spec.models import EnvironmentSpec, JudgeKind, JudgeSpec, RolloutSpec
 
 
@@ -50,11 +53,14 @@ from agentrun.spec.models import EnvironmentSpec, JudgeKind, JudgeSpec, RolloutS
 @click.option("--wait-for-server", "wait_seconds", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for the endpoint's /health before starting.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--show", "show_count", type=click.IntRange(min=0), default=0, show_default=True,
+              help="After the table, print N episodes as `agentrun show` does: the first questions not answered "
+                   "correctly, then correct ones if there are fewer.")
 def eval_command(
     endpoint: str | None, model: str | None, checkpoint: Path | None, dataset_dir: Path, split: str, limit: int, temperature: float, concurrency: int,
     max_turns: int, max_new_tokens: int, request_timeout: float, api_key_env: str, judge_kind: str,
     judge_endpoint: str | None, judge_model: str | None, judge_api_key_env: str, out: Path | None,
-    wait_seconds: float, no_progress: bool,
+    wait_seconds: float, no_progress: bool, show_count: int,
 ) -> None:
     """Benchmark MODEL at ENDPOINT on the email research task.
 
@@ -103,7 +109,9 @@ def eval_command(
     click.echo(summary.render_table(result.summary, f"{model} on {dataset_dir} ({split}, {result.summary.questions} questions)"))
     if out is not None:
         benchmark.write_result(out, result)
-        click.echo(f"results: {out}")
+        click.echo(f"results: {out} (episodes: `agentrun show {out}`)")
+    if show_count:
+        _echo_episodes(episodes.mistakes_first(result.trajectories, show_count), episodes.scenarios(dataset_dir))
     if result.summary.failed == result.summary.questions:
         first = next(t.exception for t in result.trajectories if t.exception)
         raise click.ClickException(f"every question failed; first error: {first}")
@@ -139,3 +147,55 @@ def compare_command(run_dir: Path, plot_file: Path | None) -> None:
     if plot_file is not None:
         compare.plot(points, plot_file, run_dir.name)
         click.echo(f"plot: {plot_file}")
+
+
+@click.command("show")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--scenario", "scenario_ids", type=int, multiple=True, help="Only this question's episodes (repeatable).")
+@click.option("--only", "kinds", type=click.Choice(episodes.KINDS), multiple=True, metavar="KIND",
+              help=f"Only episodes of this kind (repeatable): an outcome as the evaluation table counts them "
+                   f"({', '.join(episodes.OUTCOMES)}; exception: stopped by an error, no reward), or incorrect: "
+                   "every episode not answered correctly.")
+@click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Episodes printed per FILE, the first that match; 0 prints them all.")
+@click.option("--dataset", "dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Dataset directory for the reference answers; by default the one the run's run.json names or "
+                   "the evaluation recorded.")
+@click.option("--full", is_flag=True, help="Print long texts (emails, model text, arguments) whole, not their first lines.")
+def show_command(files: tuple[Path, ...], scenario_ids: tuple[int, ...], kinds: tuple[str, ...], limit: int,
+                 dataset_dir: Path | None, full: bool) -> None:
+    """Print episodes as transcripts: the question, each tool call with its result, the final answer beside
+    the reference answer, the judgement and the reward's parts.
+
+    Each FILE is a run's trajectories (runs/<run>/trajectories/step-N.jsonl.gz: what the learner sampled
+    at step N) or an evaluation's results (runs/<run>/evals/step-N-<split>.json, `agentrun eval --out`),
+    whose episodes lie beside it. Several FILEs with --scenario print one question's episodes one after
+    the other, e.g. the starting policy's and the last checkpoint's:
+
+    \b
+        agentrun show evals/step-000000-test.json evals/step-000030-test.json --scenario 12
+
+    Long texts are cut to their first lines with a marker saying how much was left out (see --full);
+    lines fit in 100 columns. Reference emails are marked with `*`.
+    """
+    limits = transcript.FULL if full else transcript.Limits()
+    for path in files:
+        try:
+            trajectories = episodes.load(path)
+            dataset = episodes.find_dataset(path, dataset_dir)
+            scenarios = episodes.scenarios(dataset)
+        except episodes.EpisodesError as exc:
+            raise click.ClickException(str(exc)) from None
+        matching = episodes.select(trajectories, scenario_ids, kinds)
+        shown = matching[:limit] if limit else matching
+        click.echo(f"{path}: {len(shown)} of {len(matching)} matching episodes ({len(trajectories)} in the file)")
+        if dataset is None:
+            click.echo("  reference answers unavailable: the dataset was not found (pass --dataset DIR)")
+        _echo_episodes(shown, scenarios, limits)
+
+
+def _echo_episodes(trajectories: list[Trajectory], scenarios: dict[int, Scenario],
+                  limits: transcript.Limits = transcript.Limits()) -> None:
+    for trajectory in trajectories:
+        click.echo()
+        click.echo(transcript.render(trajectory, scenarios.get(trajectory.scenario_id), limits))
