@@ -51,6 +51,23 @@ def test_the_schema_carries_the_models_descriptions_defaults_bounds_and_rules() 
     assert found[".status.phase"]["enum"][:2] == ["Pending", "Preparing"]
 
 
+def test_the_difficulty_settings_and_reward_weights_are_explained_bounded_and_checked() -> None:
+    found = dict(nodes(spec_schema()))
+    style = found[".spec.dataset.messageIdStyle"]
+    assert (style["enum"], style["default"]) == (["enron", "short"], "enron")
+    assert "<m4821@thyme>" in style["description"]
+    density = found[".spec.dataset.hardDistractors"]
+    assert (density["minimum"], density["maximum"], density["default"]) == (0.0, 1.0, 1.0)
+    assert "first search hit" in density["description"]
+    assert found[".spec.dataset.emailsPerInbox"]["default"] == 500
+    wrong = found[".spec.reward.wrongAnswer"]
+    assert (wrong["type"], wrong["default"], wrong["minimum"], wrong["maximum"]) == ("number", -1.0, -10.0, 10.0)
+    assert "break-even" in found[".spec.reward"]["description"] and "0.42" in found[".spec.reward"]["description"]
+    (rule,) = found[".spec.reward"]["x-kubernetes-validations"]
+    assert rule["rule"].startswith("(has(self.correctAnswer) ? self.correctAnswer : 1.0) > ")
+    assert "correctAnswer must exceed" in rule["message"]
+
+
 def test_the_resource_has_status_short_name_and_columns() -> None:
     definition = crd()
     version = definition["spec"]["versions"][0]

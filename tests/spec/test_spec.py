@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from click.testing import CliRunner
 
 from agentrun.cli.validate import validate as validate_command
 from agentrun.spec import loading
-from agentrun.spec.models import AgentTrainingRun
+from agentrun.mailbox import synthetic
+from agentrun.spec.models import AgentTrainingRun, DatasetSpec
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -41,6 +43,14 @@ def test_minimal_manifest_gets_documented_defaults(tmp_path: Path) -> None:
     assert (run.spec.training.eps_low, run.spec.training.eps_high) == (0.2, 0.28)
     assert run.spec.training.kl_coef == 0.0
     assert run.spec.training.importance_correction.enabled
+
+
+def test_the_dataset_difficulty_defaults_are_the_generators() -> None:
+    """Left out, the difficulty settings build the corpus-like mailbox the generator makes by default."""
+    spec = DatasetSpec()
+    assert synthetic.Difficulty(spec.message_id_style, spec.hard_distractors, spec.emails_per_inbox) == (
+        synthetic.Difficulty())
+    assert get_args(DatasetSpec.model_fields["message_id_style"].annotation) == get_args(synthetic.MessageIdStyle)
 
 
 def test_every_field_has_a_description() -> None:
@@ -75,6 +85,11 @@ BAD_CASES = [
     ("spec:\n  modle: {}\n", "spec.modle", "did you mean `model`?"),
     ("spec:\n  learner:\n    deepspeed:\n      zeroStage: 4\n", "spec.learner.deepspeed.zeroStage", "one of"),
     ("spec:\n  evaluation:\n    everySteps: 15\n", "spec", "multiple of training.checkpointEvery"),
+    ("spec:\n  dataset:\n    messageIdStyle: uuid\n", "spec.dataset.messageIdStyle", "'enron' or 'short'"),
+    ("spec:\n  dataset:\n    hardDistractors: 1.5\n", "spec.dataset.hardDistractors", "within bounds"),
+    ("spec:\n  dataset:\n    emailsPerInbox: 10\n", "spec.dataset.emailsPerInbox", "within bounds"),
+    ("spec:\n  reward:\n    partialCredit: -0.1\n", "spec.reward.partialCredit", "within bounds"),
+    ("spec:\n  reward:\n    wrongAnswer: 1.5\n", "spec.reward", "correctAnswer must exceed"),
 ]
 
 

@@ -3,11 +3,17 @@
 Every source ends in the same writer, so datasets differ only in where their emails and questions come
 from. Files are written under temporary names and renamed into place at the end: a reader (or a crashed
 build) never leaves a half-written `emails.db` under the real name.
+
+A build records its `Recipe` (source, seed, size, difficulty...) in `build.json` beside them, so a
+directory is reused only for the recipe it was built from (`ensure`): a run asking for short ids must
+not silently train on a mailbox built with Enron ids under the same dataset name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import os
 import sqlite3
 import time
@@ -24,6 +30,40 @@ from agentrun.mailbox.records import Email, Scenario
 
 Source = Literal["synthetic", "hf", "maildir"]
 SOURCES: tuple[Source, ...] = ("synthetic", "hf", "maildir")
+RECIPE_FILE = "build.json"
+
+
+class DatasetMismatch(schema.MailboxError):
+    """A dataset directory holds a dataset built from another recipe than the one asked for."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a dataset is built from; two builds from equal recipes hold the same dataset."""
+
+    source: Source
+    seed: int = 0
+    emails: int | None = None
+    difficulty: synthetic.Difficulty = synthetic.Difficulty()
+    emails_dataset: str = hf.EMAILS_DATASET
+    questions_dataset: str | None = None
+    maildir_path: Path | None = None
+
+    def identity(self) -> dict[str, object]:
+        """The settings the source reads, as `build.json` records them (a seed means nothing to hf, and
+        so on, so what the source ignores is left out)."""
+        if self.source == "synthetic":
+            emails = synthetic.DEFAULT_EMAILS if self.emails is None else self.emails
+            return {"source": self.source, "seed": self.seed, "emails": emails,
+                    "messageIdStyle": self.difficulty.message_id_style,
+                    "hardDistractors": self.difficulty.hard_distractors,
+                    "emailsPerInbox": self.difficulty.emails_per_inbox}
+        if self.source == "hf":
+            where: dict[str, object] = {"emailsDataset": self.emails_dataset}
+        else:
+            where = {"maildirPath": str(self.maildir_path.resolve()) if self.maildir_path else None}
+        questions = self.questions_dataset or (hf.QUESTIONS_DATASET if self.source == "hf" else None)
+        return {"source": self.source, "emails": self.emails, **where, "questionsDataset": questions}
 
 
 @dataclass(frozen=True)
@@ -68,26 +108,74 @@ def build(
     *,
     seed: int = 0,
     emails: int | None = None,
+    difficulty: synthetic.Difficulty = synthetic.Difficulty(),
     emails_dataset: str = hf.EMAILS_DATASET,
     questions_dataset: str | None = None,
     maildir_path: Path | None = None,
     progress: bool = False,
 ) -> BuildReport:
-    """Write `out/emails.db` and `out/scenarios.parquet` from `source`.
+    """Write `out/emails.db`, `out/scenarios.parquet` and `out/build.json` from `source`.
 
     `emails` is the mailbox size for synthetic (default 20,000) and a cap on emails read for hf and
-    maildir (default: all). `questions_dataset` defaults to the public questions for hf and to none for
-    maildir; synthetic makes its own.
+    maildir (default: all). `difficulty` applies to synthetic only. `questions_dataset` defaults to the
+    public questions for hf and to none for maildir; synthetic makes its own.
     """
+    recipe = Recipe(source, seed, emails, difficulty, emails_dataset, questions_dataset, maildir_path)
+    return _write(recipe, out, progress)
+
+
+def ensure(out: Path, recipe: Recipe, progress: bool = False) -> BuildReport | None:
+    """Build `out` from `recipe` unless it already holds that dataset (then None).
+
+    Raises DatasetMismatch if `out` holds a dataset built from another recipe, or one without a record
+    (built by an agentrun older than the record) when `recipe` asks for a difficulty other than the
+    default, the only one such a build could make.
+    """
+    if not ((out / schema.EMAILS_DB).is_file() and storage.scenarios_file(out).is_file()):
+        return _write(recipe, out, progress)
+    recorded, wanted = built_from(out), recipe.identity()
+    if recorded is None:
+        legacy = dataclasses.replace(recipe, difficulty=synthetic.Difficulty()).identity()
+        if legacy != wanted:
+            built, asked = _differences(legacy, wanted)
+            raise DatasetMismatch(f"{out} has no {RECIPE_FILE}: an older agentrun built it, so with {built}, "
+                                  f"but {asked} is asked for: {_REMEDY}")
+    elif recorded != wanted:
+        built, asked = _differences(recorded, wanted)
+        raise DatasetMismatch(f"{out} was built with {built}, but {asked} is asked for: {_REMEDY}")
+    return None
+
+
+def built_from(out: Path) -> dict[str, object] | None:
+    """The recipe identity `out/build.json` records, or None when there is none."""
+    path = out / RECIPE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+_REMEDY = "name another dataset (dataset.name), or delete the directory to rebuild it"
+
+
+def _differences(built: dict[str, object], asked: dict[str, object]) -> tuple[str, str]:
+    """The settings where two identities differ, as each has them ("seed=0, emails=2000")."""
+    keys = [key for key in {**built, **asked} if built.get(key) != asked.get(key)]
+
+    def shown(side: dict[str, object]) -> str:
+        return ", ".join(f"{key}={side.get(key)!r}" for key in keys)
+
+    return shown(built), shown(asked)
+
+
+def _write(recipe: Recipe, out: Path, progress: bool) -> BuildReport:
     started = time.perf_counter()
+    source, emails = recipe.source, recipe.emails
     if source == "synthetic":
-        loaded = _synthetic(seed, emails)
+        loaded = _synthetic(recipe.seed, emails, recipe.difficulty)
     elif source == "hf":
-        loaded = _hub(emails_dataset, questions_dataset or hf.QUESTIONS_DATASET)
+        loaded = _hub(recipe.emails_dataset, recipe.questions_dataset or hf.QUESTIONS_DATASET)
     elif source == "maildir":
-        if maildir_path is None:
+        if recipe.maildir_path is None:
             raise schema.MailboxError("a maildir build needs the path of the maildir")
-        loaded = _maildir(maildir_path, questions_dataset)
+        loaded = _maildir(recipe.maildir_path, recipe.questions_dataset)
     else:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     if emails is not None and source != "synthetic":
@@ -95,24 +183,28 @@ def build(
         loaded.total = min(loaded.total, emails)
 
     out.mkdir(parents=True, exist_ok=True)
-    db, scenarios_path = out / schema.EMAILS_DB, out / storage.SCENARIOS_PARQUET
+    db, scenarios_path, record = out / schema.EMAILS_DB, out / storage.SCENARIOS_PARQUET, out / RECIPE_FILE
     partial_db, partial_scenarios = out / f".{db.name}.partial", out / f".{scenarios_path.name}.partial"
+    partial_record = out / f".{record.name}.partial"
     try:
         email_counts = writer.write_emails(loaded.emails, partial_db, total=loaded.total, progress=progress)
         scenario_counts = writer.write_scenarios(loaded.scenarios, partial_scenarios, partial_db)
+        partial_record.write_text(json.dumps(recipe.identity(), indent=2) + "\n")
+        record.unlink(missing_ok=True)  # first: a build killed between the renames leaves no stale record
         os.replace(partial_db, db)
         os.replace(partial_scenarios, scenarios_path)
+        os.replace(partial_record, record)
     finally:
-        partial_db.unlink(missing_ok=True)
-        partial_scenarios.unlink(missing_ok=True)
+        for partial in (partial_db, partial_scenarios, partial_record):
+            partial.unlink(missing_ok=True)
     return BuildReport(
         source, out, email_counts, scenario_counts, dict(loaded.unreadable), time.perf_counter() - started,
         tuple(loaded.notes),
     )
 
 
-def _synthetic(seed: int, emails: int | None) -> _Loaded:
-    generated = synthetic.generate(seed, synthetic.DEFAULT_EMAILS if emails is None else emails)
+def _synthetic(seed: int, emails: int | None, difficulty: synthetic.Difficulty) -> _Loaded:
+    generated = synthetic.generate(seed, synthetic.DEFAULT_EMAILS if emails is None else emails, difficulty=difficulty)
     return _Loaded(generated.emails, len(generated.emails), generated.scenarios)
 
 

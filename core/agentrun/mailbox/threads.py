@@ -3,7 +3,8 @@
 A matter's thread is where a question's difficulty comes from: besides the email that states a fact
 (the question's source) it holds an introduction and the matter's other facts (same keywords, other
 answers), stale values that a later email revises, and replies and forwards that quote a fact (a valid
-answer, but not the cited source).
+answer, but not the cited source). Those hard distractors come at a chosen density: every one of them
+at 1 (the default), none at 0, when only the source names the question's keywords and is its first hit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from agentrun.mailbox import facts, vocabulary
 from agentrun.mailbox.people import Cast, Person
@@ -19,24 +21,65 @@ from agentrun.mailbox.records import Email
 REVISED_SHARE = 0.45  # facts that change once before the final value
 QUOTED_SHARE = 0.55  # final facts quoted by a reply or forward
 STALE_QUOTE_SHARE = 0.4  # revised facts whose stale value is quoted too
-_ID_PRIME = 1_000_000_007  # ids number emails by a bijection mod this prime: unique, but in no telling order
+# Ids number emails by a bijection modulo a prime (the multiplier is a prime too): unique, but in no
+# telling order, so an id says nothing about which emails belong to a question or which came first.
+_ID_PRIME = 1_000_000_007
+_ID_MULTIPLIER = 982_451_653
+SHORT_ID_FLOOR = 1000  # short ids count modulo a prime above twice this or twice the mailbox, if larger
+
+MessageIdStyle = Literal["enron", "short"]
+
+
+def _prime_above(n: int) -> int:
+    candidate = n + 1
+    while any(candidate % d == 0 for d in range(2, int(candidate**0.5) + 1)):
+        candidate += 1
+    return candidate
+
+
+@dataclass(frozen=True)
+class MessageIds:
+    """How a mailbox names its emails: `enron`, the corpus's JavaMail ids (27 tokens for a tokenizer that
+    splits digits, `<10170892.1075912258237.JavaMail.evans@thyme>`), or `short` ones (`<m4821@thyme>`)."""
+
+    style: MessageIdStyle = "enron"
+    modulus: int = _ID_PRIME
+
+    @classmethod
+    def for_mailbox(cls, style: MessageIdStyle, emails: int) -> MessageIds:
+        """Ids for a mailbox of about `emails` emails: short ones count modulo a prime above twice that
+        (a question thread's few emails over the size stay far below it), so they stay unique and short."""
+        return cls(style, _prime_above(2 * max(emails, SHORT_ID_FLOOR)) if style == "short" else _ID_PRIME)
+
+    def make(self, rng: random.Random, sequence: int) -> str:
+        salt = rng.randrange(10**7, 10**8)  # drawn for both styles: the style changes the ids and nothing else
+        number = sequence * _ID_MULTIPLIER % self.modulus
+        if self.style == "short":
+            return f"<m{number}@thyme>"
+        return f"<{salt}.{1_075_000_000_000 + number}.JavaMail.evans@thyme>"
+
+
+def kept(rng: random.Random, share: float) -> bool:
+    """True with probability `share`; at 0 or 1 nothing is drawn, so a full share leaves the random stream
+    (and so the mailbox) exactly as it was before shares existed."""
+    return share >= 1 or (share > 0 and rng.random() < share)
 
 
 class Composer:
-    """Turns people and text into `Email`s with Enron-style ids; one per mailbox, so ids never repeat."""
+    """Turns people and text into `Email`s; one per mailbox, so ids never repeat."""
 
-    def __init__(self, rng: random.Random, cast: Cast, first_sequence: int = 0) -> None:
+    def __init__(self, rng: random.Random, cast: Cast, first_sequence: int = 0, ids: MessageIds = MessageIds()) -> None:
         self.rng = rng
         self.cast = cast
         self.sequence = first_sequence
+        self.ids = ids
 
     def email(
         self, sender: str, to: list[str], subject: str, body: str, when: datetime,
         cc: list[str] | None = None, bcc: list[str] | None = None,
     ) -> Email:
         self.sequence += 1
-        number = 1_075_000_000_000 + self.sequence * 982_451_653 % _ID_PRIME
-        message_id = f"<{self.rng.randrange(10**7, 10**8)}.{number}.JavaMail.evans@thyme>"
+        message_id = self.ids.make(self.rng, self.sequence)
         return Email(
             message_id=message_id, subject=subject, from_address=sender, to=tuple(to), cc=tuple(cc or ()),
             bcc=tuple(bcc or ()), date=when, body=body,
@@ -127,11 +170,16 @@ def _fresh(rng: random.Random, attribute: facts.Attribute, when: datetime, slots
 
 
 class ThreadWriter:
-    """Writes a matter as a thread: introduction, one email per fact, revisions, replies and forwards."""
+    """Writes a matter as a thread: introduction, one email per fact, revisions, replies and forwards.
 
-    def __init__(self, composer: Composer) -> None:
+    `distractors` scales how often the emails that are not a fact's final statement are written (the
+    introduction, revised values, quotes): 1 as the corpus-like default, 0 never.
+    """
+
+    def __init__(self, composer: Composer, distractors: float = 1.0) -> None:
         self.composer = composer
         self.rng = composer.rng
+        self.distractors = distractors
 
     def parties(self, matter: Matter) -> tuple[Person, list[Person], list[Person]]:
         """Sender, to and cc of one matter email; the owner is always one of them."""
@@ -164,20 +212,22 @@ class ThreadWriter:
 
     def write(self, matter: Matter) -> tuple[list[Email], list[Fact]]:
         """The thread's emails in time order, and the final statement of each attribute."""
-        rng, slots = self.rng, matter.slots
+        rng, slots, density = self.rng, matter.slots, self.distractors
         when = matter.start
-        sender, to = (matter.owner, matter.colleague) if rng.random() < 0.6 else (matter.colleague, matter.owner)
-        intro = self.composer.letter(  # an internal heads-up: it names the counterparty in the third person
-            sender, [to], [], rng.choice(matter.kind.intro_subjects).format_map(slots),
-            rng.choice(matter.kind.intros).format_map(slots), when, slots,
-        )
-        emails, final = [intro], []
+        emails: list[Email] = []
+        final: list[Fact] = []
+        if kept(rng, density):
+            sender, to = (matter.owner, matter.colleague) if rng.random() < 0.6 else (matter.colleague, matter.owner)
+            emails.append(self.composer.letter(  # an internal heads-up: it names the counterparty in the third person
+                sender, [to], [], rng.choice(matter.kind.intro_subjects).format_map(slots),
+                rng.choice(matter.kind.intros).format_map(slots), when, slots,
+            ))
         for attribute in matter.attributes:
             when = _later(rng, when)
             value = attribute.make(rng, when, slots)
             source = self.statement(matter, attribute, attribute.states, when, value=value)
             emails.append(source)
-            if rng.random() < REVISED_SHARE:
+            if rng.random() < REVISED_SHARE * density:
                 if rng.random() < STALE_QUOTE_SHARE:
                     when = _later(rng, when, 0, 4)
                     emails.append(self.quote(matter, source, when))
@@ -185,7 +235,7 @@ class ThreadWriter:
                 old, value = value, _fresh(rng, attribute, when, slots, value)
                 source = self.statement(matter, attribute, attribute.revisions, when, value=value, old=old)
                 emails.append(source)
-            if rng.random() < QUOTED_SHARE:
+            if rng.random() < QUOTED_SHARE * density:
                 when = _later(rng, when, 0, 6)
                 emails.append(self.quote(matter, source, when))
             final.append(Fact(attribute, value, source))

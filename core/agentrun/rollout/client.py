@@ -59,7 +59,7 @@ from agentrun.rollout.trajectory import (
     Turn,
     Usage,
 )
-from agentrun.spec.models import EnvironmentSpec, RolloutSpec
+from agentrun.spec.models import EnvironmentSpec, RewardSpec, RolloutSpec
 
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -174,7 +174,8 @@ def _reward_record(reward: rewards.Reward) -> RewardRecord:
 class RolloutClient:
     """Samples trajectories of the email task from one OpenAI-compatible server; an async context manager.
 
-    `backoff_base_seconds` is the first retry's delay (tests shorten it).
+    `reward` holds the weights episodes are scored with (ART·E's by default); `backoff_base_seconds` is the
+    first retry's delay (tests shorten it).
     """
 
     def __init__(
@@ -186,12 +187,14 @@ class RolloutClient:
         judge: Judge,
         api_key: str = "EMPTY",
         *,
+        reward: RewardSpec = rewards.ARTE,
         backoff_base_seconds: float = 0.5,
     ) -> None:
         self._settings = settings
         self._env_settings = env_settings
         self._mailbox = mailbox
         self._judge = judge
+        self._reward = reward
         self._backoff_base = backoff_base_seconds
         self._slots = asyncio.Semaphore(settings.concurrency)
         # One connection per concurrent trajectory, so a request never waits for the pool.
@@ -295,7 +298,7 @@ class RolloutClient:
         answer_correct = None
         if episode.error is None and episode.answer is not None and not rewards.is_dont_know(episode.answer):
             answer_correct = await self._judge.is_correct(scenario.question, scenario.answer, episode.answer)
-        return answer_correct, _reward_record(rewards.score(episode, answer_correct))
+        return answer_correct, _reward_record(rewards.score(episode, answer_correct, self._reward))
 
     async def _play(
         self, env: EmailEnvironment, draft: _Draft, model: str, temperature: float | None, seed: int | None

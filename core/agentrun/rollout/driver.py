@@ -18,7 +18,7 @@ from agentrun.mailbox.queries import Mailbox
 from agentrun.mailbox.records import Scenario
 from agentrun.rollout.client import RolloutClient
 from agentrun.rollout.trajectory import Trajectory
-from agentrun.spec.models import EnvironmentSpec, JudgeSpec, RolloutSpec
+from agentrun.spec.models import EnvironmentSpec, RewardSpec, RolloutSpec
 
 SEEDS_PER_STEP = 100_000  # room for every trajectory of a step between two steps' seed ranges
 
@@ -41,10 +41,10 @@ class RolloutDriver:
     """Callable as the training loop's `rollouts(step, model_name)`."""
 
     def __init__(
-        self, endpoint: str, dataset_dir: Path, pool: Sequence[Scenario], judge: JudgeSpec, *, per_step: int,
+        self, endpoint: str, dataset_dir: Path, pool: Sequence[Scenario], reward: RewardSpec, *, per_step: int,
         group_size: int, seed: int, rollout: RolloutSpec, environment: EnvironmentSpec, progress: bool = False,
     ) -> None:
-        self.endpoint, self.dataset_dir, self.pool, self.judge = endpoint, dataset_dir, list(pool), judge
+        self.endpoint, self.dataset_dir, self.pool, self.reward = endpoint, dataset_dir, list(pool), reward
         self.per_step, self.group_size, self.seed = per_step, group_size, seed
         self.rollout, self.environment, self.progress = rollout, environment, progress
 
@@ -53,10 +53,11 @@ class RolloutDriver:
 
     async def sample(self, step: int, model_name: str) -> list[list[Trajectory]]:
         scenarios = step_scenarios(self.pool, self.per_step, step, self.seed)
-        judge = judges.make_judge(self.judge)  # per step: an LLM judge's HTTP client belongs to this loop
+        judge = judges.make_judge(self.reward.judge)  # per step: an LLM judge's HTTP client belongs to this loop
         try:
             with Mailbox(self.dataset_dir / schema.EMAILS_DB) as mailbox:
-                async with RolloutClient(self.endpoint, self.rollout, self.environment, mailbox, judge) as client:
+                async with RolloutClient(self.endpoint, self.rollout, self.environment, mailbox, judge,
+                                         reward=self.reward) as client:
                     return await client.run_groups(
                         scenarios, model_name, self.group_size, temperature=self.rollout.temperature,
                         seed=(self.seed * 10_000 + step) * SEEDS_PER_STEP, progress=self.progress,

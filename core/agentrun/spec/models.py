@@ -82,6 +82,20 @@ class DatasetSpec(SpecModel):
     """Seed of the synthetic generator (same seed, same mailbox)."""
     emails: Annotated[int, Field(ge=100, le=500_000)] = 20_000
     """Number of synthetic emails to generate."""
+    message_id_style: Literal["enron", "short"] = "enron"
+    """`synthetic` source: how message ids look. `enron`: the corpus's JavaMail ids
+    (`<10170892.1075912258237.JavaMail.evans@thyme>`, 27 tokens where digits are single tokens); `short`:
+    compact ids unique in the mailbox (`<m4821@thyme>`), which a small model learns to copy far sooner.
+    Nothing else about the mailbox changes."""
+    hard_distractors: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    """`synthetic` source: density of hard distractors, the emails that name a question's keywords but are
+    not its source (the matter's introduction, its other facts, stale values a revision replaced, replies
+    quoting the fact). 1: the corpus-like default, where the source is the first search hit for ~15% of
+    questions; 0: none, the source is the first hit for nearly all (shorter threads, so the same mailbox
+    holds about three times the questions); in between, each is kept with that probability."""
+    emails_per_inbox: Annotated[int, Field(ge=50, le=50_000)] = 500
+    """`synthetic` source: mean emails per inbox; the mailbox gets emails / emailsPerInbox inboxes, at
+    least 4 and at most 150 (the corpus's ~150 custodians). Fewer, larger inboxes make searches noisier."""
     emails_dataset: str = "corbt/enron-emails"
     """`hf` source: hub id or local directory of the emails parquet shards."""
     questions_dataset: str = "corbt/enron_emails_sample_questions"
@@ -143,9 +157,56 @@ class JudgeSpec(SpecModel):
         return self
 
 
+CORRECT_PAYS_MOST = "reward.correctAnswer must exceed reward.wrongAnswer and reward.noAnswer"
+WEIGHT = Field(ge=-10.0, le=10.0)  # bounds of a reward weight, and of a bonus
+BONUS = Field(ge=0.0, le=10.0)
+
+
+def _own_field_or_default(field: str, model: type[BaseModel]) -> str:
+    """CEL for `self.<field>` of the object the rule sits on, or the model's default when it is left out."""
+    return f"(has(self.{field}) ? self.{field} : {model.model_fields[to_snake(field)].default})"
+
+
+def _correct_pays_most(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    correct, wrong, none = (_own_field_or_default(f, model) for f in ("correctAnswer", "wrongAnswer", "noAnswer"))
+    schema.update(cel(f"{correct} > {wrong} && {correct} > {none}", CORRECT_PAYS_MOST))
+
+
 class RewardSpec(SpecModel):
+    model_config = ConfigDict(json_schema_extra=_correct_pays_most)
+
     judge: JudgeSpec = JudgeSpec()
     """How answers are judged correct."""
+    correct_answer: Annotated[float, WEIGHT] = 1.0
+    """Reward of a correct answer before its bonuses (partial credit is not added to it); citing its one
+    source, a correct answer earns correctAnswer + correctSourcesBonus + fewSourcesBonus (1.4 by default)."""
+    correct_sources_bonus: Annotated[float, BONUS] = 0.3
+    """Added to a correct answer that cites every source email of the question."""
+    few_sources_bonus: Annotated[float, BONUS] = 0.1
+    """Added to a correct answer, divided by the number of distinct emails it cites (all of it for one)."""
+    early_finish_bonus: Annotated[float, BONUS] = 0.1
+    """Added to a correct answer times (1 - turns / environment.maxTurns): answering sooner earns more."""
+    wrong_answer: Annotated[float, WEIGHT] = -1.0
+    """Reward of a wrong answer, plus partial credit. Raising it towards noAnswer lowers the break-even
+    precision above which answering beats abstaining (see `reward`; 0 when they are equal)."""
+    no_answer: Annotated[float, WEIGHT] = 0.0
+    """Reward of "I don't know" or of running out of turns, plus partial credit."""
+    bad_arguments: Annotated[float, WEIGHT] = -1.8
+    """Reward of an episode ended by a tool call with invalid arguments, plus partial credit."""
+    unknown_tool: Annotated[float, WEIGHT] = -1.9
+    """Reward of an episode ended by a call of a tool that does not exist, plus partial credit."""
+    unparseable_tool_call: Annotated[float, WEIGHT] = -2.0
+    """Reward of an episode ended by a tool call that cannot be parsed, plus partial credit."""
+    partial_credit: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    """Credit for each useful step (the right email appeared in a search, it was read, no read of an id
+    that does not exist, the sources cited are right), added to every outcome but a correct answer."""
+
+    @model_validator(mode="after")
+    def _correct_answer_pays_most(self) -> RewardSpec:
+        if not self.correct_answer > max(self.wrong_answer, self.no_answer):
+            raise ValueError(f"{CORRECT_PAYS_MOST} (got {self.correct_answer}, {self.wrong_answer} and "
+                             f"{self.no_answer}): otherwise a correct answer is not what the reward teaches")
+        return self
 
 
 class LoraSpec(SpecModel):
@@ -318,7 +379,10 @@ class RunSpec(SpecModel):
     environment: EnvironmentSpec = EnvironmentSpec()
     """The task environment and its tools."""
     reward: RewardSpec = RewardSpec()
-    """Reward and answer judge."""
+    """Reward weights and the answer judge. The weights default to ART·E's (DESIGN §3), under which answering
+    beats abstaining only for a policy whose precision exceeds the break-even (noAnswer - wrongAnswer) /
+    (correctAnswer + correctSourcesBonus + fewSourcesBonus - wrongAnswer), ~0.42: below it GRPO correctly
+    teaches the policy to abstain."""
     training: TrainingSpec = TrainingSpec()
     """GRPO settings."""
     rollout: RolloutSpec = RolloutSpec()

@@ -20,7 +20,7 @@ from agentrun.mailbox.queries import Mailbox
 from agentrun.mailbox.records import Scenario, Split
 from agentrun.rollout.client import RolloutClient
 from agentrun.rollout.trajectory import Trajectory, write_jsonl
-from agentrun.spec.models import EnvironmentSpec, RolloutSpec
+from agentrun.spec.models import EnvironmentSpec, RewardSpec, RolloutSpec
 
 
 class EvaluationError(Exception):
@@ -98,12 +98,15 @@ async def evaluate(
     temperature: float = 0.0,
     rollout: RolloutSpec = RolloutSpec(),
     environment: EnvironmentSpec = EnvironmentSpec(),
+    reward: RewardSpec = RewardSpec(),
     api_key: str = "EMPTY",
     progress: bool = False,
 ) -> EvalResult:
-    """One trajectory per scenario (greedy by default); `split` labels the result."""
+    """One trajectory per scenario (greedy by default), scored with `reward`'s weights; `split` labels the
+    result."""
     with Mailbox(dataset_dir / schema.EMAILS_DB) as mailbox:
-        async with RolloutClient(endpoint, rollout, environment, mailbox, judge, api_key=api_key) as client:
+        async with RolloutClient(endpoint, rollout, environment, mailbox, judge, api_key=api_key,
+                                 reward=reward) as client:
             groups = await client.run_groups(scenarios, model, 1, temperature=temperature, progress=progress)
     trajectories = [group[0] for group in groups]
     return EvalResult(model, split, summary.summarize(trajectories), trajectories, dataset_dir)

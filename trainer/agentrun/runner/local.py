@@ -30,13 +30,14 @@ from transformers import AutoConfig
 from agentrun import background, storage
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, summary
-from agentrun.mailbox import build, schema
+from agentrun.mailbox import build, synthetic
+from agentrun.mailbox.maildir import MaildirError
 from agentrun.mailbox.records import Scenario
 from agentrun.metrics import RunMetrics
 from agentrun.models import loading
 from agentrun.rollout.adapters import AdapterPublisher
 from agentrun.rollout.driver import RolloutDriver
-from agentrun.spec.models import AgentTrainingRun, DatasetSource
+from agentrun.spec.models import AgentTrainingRun
 from agentrun.trainer import demonstrations, sft
 from agentrun.trainer.learner import Learner, LearnerSettings
 from agentrun.trainer.loop import LoopSettings, Publish, StepRecord, StepReporter, TrainingLoop
@@ -116,15 +117,20 @@ class Outcome:
 
 
 def prepare_dataset(run: AgentTrainingRun, layout: storage.Layout, progress: bool) -> Path:
+    """The run's dataset directory, built unless it holds the dataset the spec describes; a directory of
+    that name built from other settings is an error, not silently reused (runs share datasets by name)."""
     spec = run.spec.dataset
     directory = layout.dataset_dir(spec.name)
-    if (directory / schema.EMAILS_DB).is_file() and storage.scenarios_file(directory).is_file():
-        return directory
-    if spec.source == DatasetSource.MAILDIR and not Path(spec.maildir_path or "").is_dir():
-        raise RunError(f"dataset.maildirPath {spec.maildir_path!r} is not a directory")
-    build.build(spec.source.value, directory, seed=spec.seed, emails=spec.emails,  # type: ignore[arg-type]
-                emails_dataset=spec.emails_dataset, questions_dataset=spec.questions_dataset,
-                maildir_path=Path(spec.maildir_path) if spec.maildir_path else None, progress=progress)
+    difficulty = synthetic.Difficulty(spec.message_id_style, spec.hard_distractors, spec.emails_per_inbox)
+    recipe = build.Recipe(spec.source.value, spec.seed, spec.emails, difficulty,  # type: ignore[arg-type]
+                          spec.emails_dataset, spec.questions_dataset,
+                          Path(spec.maildir_path) if spec.maildir_path else None)
+    try:
+        build.ensure(directory, recipe, progress)
+    except build.DatasetMismatch as error:
+        raise RunError(f"dataset {spec.name!r}: {error}") from None
+    except MaildirError as error:
+        raise RunError(f"dataset.maildirPath {spec.maildir_path!r}: {error}") from None
     return directory
 
 
@@ -273,7 +279,7 @@ def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dat
     learner = Learner(model, LearnerSettings.from_spec(training, spec.learner, device, engine),
                       pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     driver = RolloutDriver(
-        endpoint, dataset_dir, benchmark.training_scenarios(dataset_dir, spec.evaluation.limit), spec.reward.judge,
+        endpoint, dataset_dir, benchmark.training_scenarios(dataset_dir, spec.evaluation.limit), spec.reward,
         per_step=training.scenarios_per_step, group_size=training.group_size, seed=training.seed,
         rollout=spec.rollout, environment=spec.environment,
     )
@@ -298,7 +304,7 @@ def evaluate(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, datas
         try:
             return await benchmark.evaluate(
                 endpoint, model, dataset_dir, judge, scenarios, split=split, temperature=spec.evaluation.temperature,
-                rollout=spec.rollout, environment=spec.environment,
+                rollout=spec.rollout, environment=spec.environment, reward=spec.reward,
             )
         finally:
             if isinstance(judge, judges.LLMJudge):
