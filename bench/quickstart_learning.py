@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import math
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ import yaml
 
 from agentrun import background, storage
 from agentrun.environment import judge as judges
-from agentrun.evaluator import benchmark
+from agentrun.evaluator import benchmark, compare
 from agentrun.runner import local
 from agentrun.spec.models import AgentTrainingRun
 from agentrun.trainer import demonstrations, sft
@@ -35,20 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def paired(before: list[float], after: list[float]) -> dict[str, float]:
-    """Mean of after - before over the same questions, and its standard error."""
-    diffs = [b - a for a, b in zip(before, after, strict=True)]
-    mean = sum(diffs) / len(diffs)
-    var = sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)
-    return {"mean": mean, "standard_error": math.sqrt(var / len(diffs)), "questions": len(diffs)}
+    return dataclasses.asdict(compare.paired(before, after))
 
 
-def rows(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text())["questions"]
-
-
-def scores(question_rows: list[dict[str, Any]]) -> dict[str, list[float]]:
-    return {"correct": [float(bool(r["answer_correct"])) for r in question_rows],
-            "reward": [r["reward"] if r["reward"] is not None else -2.0 for r in question_rows]}
+def scores(path: Path) -> dict[str, list[float]]:
+    rows = compare.question_rows(path)
+    return {"correct": compare.correct(rows), "reward": compare.rewards(rows)}
 
 
 def evaluate_model(model_dir: Path, run: AgentTrainingRun, dataset_dir: Path, out: Path) -> None:
@@ -102,9 +93,9 @@ def main() -> None:
         if not control_eval.is_file():
             evaluate_model(control_dir, run, dataset_dir, control_eval)
 
-        start = scores(rows(layout.eval_result(name, 0, split)))
-        end = scores(rows(layout.eval_result(name, run.spec.training.steps, split)))
-        control = scores(rows(control_eval))
+        start = scores(layout.eval_result(name, 0, split))
+        end = scores(layout.eval_result(name, run.spec.training.steps, split))
+        control = scores(control_eval)
         results["seeds"][str(seed)] = {
             "run_seconds": run_seconds, "rl_seconds": rl_seconds,
             "accuracy": {k: sum(v["correct"]) / len(v["correct"]) for k, v in

@@ -40,7 +40,10 @@ def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> N
     result = CliRunner().invoke(cli, ["run", str(path), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "test split, 3 questions: starting policy -> step 2" in result.output
+    assert "paired over the same questions: accuracy +0.0% +/- 0.0% (+0.0 standard errors)" in result.output
     run_dir = tmp_path / "root" / "runs" / "tiny-run"
+    assert f"learning curve: {run_dir / 'learning_curve.png'}" in result.output
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [step for step, _ in checkpoint_files.intact(run_dir / "checkpoints")] == [1, 2]
     adapter = json.loads((run_dir / "checkpoints" / "step-000002" / checkpoint_files.ADAPTER_CONFIG).read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_dir)  # the served base name: the resolver's check
@@ -119,3 +122,22 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_stops_its_embedded_server(tiny_dir: 
     assert run.returncode == 1 and "interrupted: every complete checkpoint is kept" in output, output[-2000:]
     with pytest.raises(OSError):  # the server went with the run
         serving()
+
+
+def test_the_summary_reports_the_paired_gain_and_points_at_a_question_to_read(tmp_path: Path) -> None:
+    from agentrun.evaluator import compare, summary
+    from agentrun.runner import local
+
+    def evaluation(accuracy: float) -> summary.EvalSummary:
+        return summary.EvalSummary(questions=4, answer_accuracy=accuracy, sources_accuracy=accuracy,
+                                   mean_reward=accuracy, mean_turns=3.0, latency_p50_seconds=1.0,
+                                   latency_p95_seconds=2.0)
+
+    outcome = local.Outcome(tmp_path, 30, evaluation(0.25), evaluation(0.75), "step-000030",
+                            accuracy=compare.paired([1, 0, 0, 0], [1, 1, 1, 0]),
+                            reward=compare.paired([1, 0, 0, 0], [1, 1, 1, 0]),
+                            curve=tmp_path / "learning_curve.png", turned=7)
+    text = local.render_outcome(outcome, "test")
+    assert "answer accuracy      25.0% ->    75.0%" in text
+    assert "accuracy +50.0% +/- 28.9% (+1.7 standard errors)" in text
+    assert f"agentrun show {tmp_path / 'evals' / 'step-000030-test.json'} --scenario 7" in text

@@ -7,9 +7,11 @@ progress, or one copied off a cluster's volume.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EVAL_FILE = re.compile(r"^step-(\d{6})-(\w+)\.json$")
 
@@ -36,6 +38,52 @@ def load_points(run_dir: Path) -> list[Point]:
         points.append(Point(int(match.group(1)), match.group(2), result["model"], s["answer_accuracy"],
                             s["mean_reward"], s["questions"]))
     return sorted(points, key=lambda p: (p.split, p.step))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """after - before over the same questions: the mean difference and its standard error."""
+
+    mean: float
+    standard_error: float
+    questions: int
+
+    @property
+    def z(self) -> float:
+        """The difference in standard errors (infinite when every question moved alike)."""
+        if self.standard_error:
+            return self.mean / self.standard_error
+        return math.copysign(math.inf, self.mean) if self.mean else 0.0
+
+
+def paired(before: list[float], after: list[float]) -> Paired:
+    """Per-question differences of two evaluations of the same questions (the evaluator asks them in one
+    fixed order): the question-to-question spread cancels, which a difference of two means keeps."""
+    diffs = [b - a for a, b in zip(before, after, strict=True)]
+    mean = sum(diffs) / len(diffs)
+    variance = sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)
+    return Paired(mean, math.sqrt(variance / len(diffs)), len(diffs))
+
+
+def question_rows(result_file: Path) -> list[dict[str, Any]]:
+    """The per-question rows of an evaluation result (evals/step-N-<split>.json, `agentrun eval --out`)."""
+    rows: list[dict[str, Any]] = json.loads(result_file.read_text())["questions"]
+    return rows
+
+
+def correct(rows: list[dict[str, Any]]) -> list[float]:
+    return [float(bool(row["answer_correct"])) for row in rows]
+
+
+def rewards(rows: list[dict[str, Any]]) -> list[float]:
+    """Each question's reward; a failed one (no reward) counts as the worst, -2."""
+    return [row["reward"] if row["reward"] is not None else -2.0 for row in rows]
+
+
+def turned_right(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> int | None:
+    """The first question answered wrongly before and correctly after, if any: one to read in full."""
+    return next((a["scenario_id"] for b, a in zip(before, after, strict=True)
+                 if a["answer_correct"] and not b["answer_correct"]), None)
 
 
 def render_table(points: list[Point]) -> str:

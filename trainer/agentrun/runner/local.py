@@ -29,7 +29,7 @@ from transformers import AutoConfig
 
 from agentrun import background, storage
 from agentrun.environment import judge as judges
-from agentrun.evaluator import benchmark, summary
+from agentrun.evaluator import benchmark, compare, summary
 from agentrun.mailbox import build, synthetic
 from agentrun.mailbox.maildir import MaildirError
 from agentrun.mailbox.records import Scenario
@@ -114,6 +114,10 @@ class Outcome:
     start: summary.EvalSummary  # the starting policy on the final split
     end: summary.EvalSummary  # the last checkpoint on the final split
     best: str | None  # the checkpoint with the best validation reward
+    accuracy: compare.Paired  # end - start on the final split, question by question
+    reward: compare.Paired
+    curve: Path  # the PNG of validation (and final) accuracy and reward per evaluated step
+    turned: int | None  # a final-split question the start got wrong and the end right
 
 
 def prepare_dataset(run: AgentTrainingRun, layout: storage.Layout, progress: bool) -> Path:
@@ -253,8 +257,14 @@ class LocalRunner:
         final = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
         start_result = self._evaluate(endpoint, dataset_dir, base, 0, evaluation.final_split, final)
         end_result = self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, evaluation.final_split, final)
-        return Outcome(self.layout.run_dir(self.name), loop.step, start_result, end_result,
-                       best_checkpoint(self.layout, self.name))
+        run_dir = self.layout.run_dir(self.name)
+        compare.plot(compare.load_points(run_dir), run_dir / "learning_curve.png", self.name)
+        before = compare.question_rows(self.layout.eval_result(self.name, 0, evaluation.final_split))
+        after = compare.question_rows(self.layout.eval_result(self.name, loop.step, evaluation.final_split))
+        return Outcome(run_dir, loop.step, start_result, end_result, best_checkpoint(self.layout, self.name),
+                       accuracy=compare.paired(compare.correct(before), compare.correct(after)),
+                       reward=compare.paired(compare.rewards(before), compare.rewards(after)),
+                       curve=run_dir / "learning_curve.png", turned=compare.turned_right(before, after))
 
     def _evaluate(self, endpoint: str, dataset_dir: Path, model: str, step: int, split: str,
                   scenarios: list[Scenario]) -> summary.EvalSummary:
@@ -326,6 +336,14 @@ def render_outcome(outcome: Outcome, split: str) -> str:
     for label, key, fmt in rows:
         before, after = getattr(outcome.start, key), getattr(outcome.end, key)
         lines.append(f"  {label:<17} {fmt.format(before):>8} -> {fmt.format(after):>8}")
+    accuracy, reward = outcome.accuracy, outcome.reward
+    lines.append(f"  paired over the same questions: accuracy {accuracy.mean:+.1%} +/- {accuracy.standard_error:.1%} "
+                 f"({accuracy.z:+.1f} standard errors), reward {reward.mean:+.3f} +/- {reward.standard_error:.3f}")
     lines.append(f"best checkpoint by validation reward: {outcome.best or 'none evaluated'}")
+    lines.append(f"learning curve: {outcome.curve}")
+    if outcome.turned is not None:
+        end_file = outcome.run_dir / "evals" / f"{storage.checkpoint_name(outcome.steps)}-{split}.json"
+        lines.append(f"question {outcome.turned} was answered wrongly at the start and rightly at step "
+                     f"{outcome.steps}: agentrun show {end_file} --scenario {outcome.turned}")
     lines.append(f"run directory: {outcome.run_dir} (checkpoints/, evals/, run.json)")
     return "\n".join(lines)
