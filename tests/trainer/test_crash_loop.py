@@ -94,7 +94,7 @@ def test_learner_killed_in_updates_and_saves_resumes_bit_identically(policy_dir:
         process.wait(timeout=30)
         hit.append((phase, completed))
         assert newest(checkpoints) >= completed
-        for name in os.listdir(checkpoints):  # a kill never leaves a damaged checkpoint in view
+        for name in os.listdir(checkpoints) if checkpoints.is_dir() else []:  # no damaged checkpoint in view
             assert not checkpoint_files.STEP_DIR.match(name) or checkpoint_files.problem(checkpoints / name) is None
     assert len(hit) >= 3, hit
     print("kills (phase, newest complete step):", hit)  # shown with -s: what a seed exercised
