@@ -49,7 +49,7 @@ def evaluate_model(model_dir: Path, run: AgentTrainingRun, dataset_dir: Path, ou
     with background.ProcessServer("agentrun.serving.cli", ["--model", str(model_dir), "--log-level", "warning"]) as server:
         result = asyncio.run(benchmark.evaluate(
             server.base_url, str(model_dir), dataset_dir, judges.make_judge(spec.reward.judge), scenarios,
-            split=spec.evaluation.final_split, rollout=spec.rollout, environment=spec.environment,
+            split=spec.evaluation.final_split, rollout=spec.rollout, environment=spec.environment, reward=spec.reward,
         ))
     benchmark.write_result(out, result)
 
