@@ -240,8 +240,7 @@ class LocalRunner:
 
         if due(start):  # the starting policy, or a due evaluation a stop came before
             self._evaluate(endpoint, dataset_dir, loop.model_name, start, VALIDATION, validation)
-        best = best_checkpoint(self.layout, self.name)
-        loop.protected = {best} if best else set()  # pruning spares it, from a resumed run's first step on
+        self._protect_best(loop)  # from a resumed run's first step on
         bar = tqdm(total=training.steps, initial=start, desc=f"{self.name} GRPO", unit="step",
                    disable=not self.progress)
         with bar:
@@ -252,8 +251,7 @@ class LocalRunner:
                                 dropped=f"{record.zero_variance_groups:.0%}")
                 if due(loop.step):
                     self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, VALIDATION, validation)
-                    best = best_checkpoint(self.layout, self.name)
-                    loop.protected = {best} if best else set()
+                    self._protect_best(loop)
         final = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
         start_result = self._evaluate(endpoint, dataset_dir, base, 0, evaluation.final_split, final)
         end_result = self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, evaluation.final_split, final)
@@ -265,6 +263,11 @@ class LocalRunner:
                        accuracy=compare.paired(compare.correct(before), compare.correct(after)),
                        reward=compare.paired(compare.rewards(before), compare.rewards(after)),
                        curve=run_dir / "learning_curve.png", turned=compare.turned_right(before, after))
+
+    def _protect_best(self, loop: TrainingLoop) -> None:
+        """Pruning spares the checkpoint with the best validation reward so far."""
+        best = best_checkpoint(self.layout, self.name)
+        loop.protected = {best} if best else set()
 
     def _evaluate(self, endpoint: str, dataset_dir: Path, model: str, step: int, split: str,
                   scenarios: list[Scenario]) -> summary.EvalSummary:
