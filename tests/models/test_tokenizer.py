@@ -1,7 +1,9 @@
-"""The tiny tokenizer: lossless, digit by digit, chat tokens whole, and Qwen's tool-calling template."""
+"""The tiny tokenizer: lossless, digit by digit, chat tokens whole, and Qwen's tool-calling template
+(with tools as compact signatures)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ pytest.importorskip("transformers")
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
 
+from agentrun.environment import tools  # noqa: E402
 from agentrun.models import tokenizer as tokenizers  # noqa: E402
 
 
@@ -69,12 +72,8 @@ CONVERSATION = [
     {"role": "assistant", "content": "Ann."},
 ]
 RENDERED = (
-    "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-    '{"type": "function", "function": {"name": "read_email", "description": "Read one email.", '
-    '"parameters": {"type": "object", "properties": {}}}}\n</tools>\n\n'
-    "For each function call, return a json object with function name and arguments within <tool_call></tool_call> "
-    'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+    "<|im_start|>system\nBe brief.\n\n# Tools\nread_email(): Read one email.\n\n"
+    'Call a function as <tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
     "<|im_start|>user\nWho?<|im_end|>\n"
     '<|im_start|>assistant\n<tool_call>\n{"name": "read_email", "arguments": {"message_id": "<1.2@x>"}}\n</tool_call>\n'
     '<tool_call>\n{"name": "read_email", "arguments": {"message_id": "<3@x>"}}\n</tool_call><|im_end|>\n'
@@ -86,6 +85,23 @@ RENDERED = (
 
 def test_template_renders_tools_calls_and_responses(tok: PreTrainedTokenizerBase) -> None:
     assert tok.apply_chat_template(CONVERSATION, tools=TOOLS, tokenize=False) == RENDERED
+
+
+def test_tools_render_as_one_signature_line_each(tok: PreTrainedTokenizerBase) -> None:
+    """Optional arguments end in `?`, arrays name their items' type, and each line is far shorter than
+    the JSON schema it stands for (the prompt every turn re-reads)."""
+    text = tok.apply_chat_template([CONVERSATION[1]], tools=tools.TOOL_SCHEMAS, tokenize=False)
+    lines = text.split("\n")
+    assert lines[2:5] == [
+        "search_emails(keywords: array of string, from_addr?: string, to_addr?: string, sent_after?: string, "
+        "sent_before?: string, max_results?: integer): " + tools.TOOL_SCHEMAS[0]["function"]["description"],
+        "read_email(message_id: string): " + tools.TOOL_SCHEMAS[1]["function"]["description"],
+        "return_final_answer(answer: string, sources: array of string): "
+        + tools.TOOL_SCHEMAS[2]["function"]["description"],
+    ]
+    schemas = "\n".join(json.dumps(schema) for schema in tools.TOOL_SCHEMAS)
+    rendered = "\n".join(lines[2:5])
+    assert len(tok.encode(rendered)) < len(tok.encode(schemas)) / 3
 
 
 def test_generation_prompt_opens_an_assistant_turn(tok: PreTrainedTokenizerBase) -> None:

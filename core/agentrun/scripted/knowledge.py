@@ -37,21 +37,26 @@ class UnknownScenario(LookupError):
 
 
 def _words(text: str) -> list[str]:
-    """Distinct searchable words in order: lowercase, no stopwords, no bare numbers, 3+ characters."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) >= 3 and not word.isdigit() and word not in _STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)
+    """Distinct searchable words in order, spelled as in `text` (the search ignores case, and a copied
+    word is easier for a small model than a lowercased one): no stopwords, no bare numbers, 3+ characters."""
+    seen: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        folded = word.lower()
+        if len(word) >= 3 and not word.isdigit() and folded not in _STOPWORDS:
+            seen.setdefault(folded, word)
+    return list(seen.values())
 
 
 def keyword_candidates(question: str, email: queries.EmailView) -> list[list[str]]:
     """Keyword lists to try, most specific first: question words in the subject, in the body, then the
     subject's own words."""
-    asked, subject, body = _words(question), _words(email.subject), set(_words(email.body))
+    asked = _words(question)
+    subject = _words(email.subject)
+    in_subject = {w.lower() for w in subject}
+    in_body = {w.lower() for w in _words(email.body)}
     candidates = [
-        [w for w in asked if w in subject][:KEYWORDS_PER_SEARCH],
-        [w for w in asked if w in body][:KEYWORDS_PER_SEARCH],
+        [w for w in asked if w.lower() in in_subject][:KEYWORDS_PER_SEARCH],
+        [w for w in asked if w.lower() in in_body][:KEYWORDS_PER_SEARCH],
         subject[:KEYWORDS_PER_SEARCH],
     ]
     unique: list[list[str]] = []
