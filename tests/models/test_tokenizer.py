@@ -72,8 +72,9 @@ CONVERSATION = [
     {"role": "assistant", "content": "Ann."},
 ]
 RENDERED = (
-    "<|im_start|>system\nBe brief.\n\n# Tools\nread_email(): Read one email.\n\n"
-    'Call a function as <tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+    "<|im_start|>system\n# Tools\nread_email(): Read one email.\n\n"
+    'Call a function as <tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n'
+    "Be brief.<|im_end|>\n"
     "<|im_start|>user\nWho?<|im_end|>\n"
     '<|im_start|>assistant\n<tool_call>\n{"name": "read_email", "arguments": {"message_id": "<1.2@x>"}}\n</tool_call>\n'
     '<tool_call>\n{"name": "read_email", "arguments": {"message_id": "<3@x>"}}\n</tool_call><|im_end|>\n'
@@ -92,6 +93,7 @@ def test_tools_render_as_one_signature_line_each(tok: PreTrainedTokenizerBase) -
     the JSON schema it stands for (the prompt every turn re-reads)."""
     text = tok.apply_chat_template([CONVERSATION[1]], tools=tools.TOOL_SCHEMAS, tokenize=False)
     lines = text.split("\n")
+    assert lines[1] == "# Tools"  # before any system message: conversations of other inboxes share it
     assert lines[2:5] == [
         "search_emails(keywords: array of string, from_addr?: string, to_addr?: string, sent_after?: string, "
         "sent_before?: string, max_results?: integer): " + tools.TOOL_SCHEMAS[0]["function"]["description"],

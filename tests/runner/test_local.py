@@ -15,6 +15,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from agentrun.cli.main import cli  # noqa: E402
 from agentrun import checkpoint_files  # noqa: E402
+from agentrun.runner import local  # noqa: E402
 
 
 def manifest(tmp_path: Path, base: str, **training: object) -> Path:
@@ -52,6 +53,9 @@ def test_a_run_trains_evaluates_and_resumes(tiny_dir: Path, tmp_path: Path) -> N
                      "step-000002-test.json", "step-000002-validation.json"]
     assert json.loads((run_dir / "evals" / "step-000002-test.json").read_text())["model"] == "step-000002"
     assert (run_dir / "trajectories" / "step-000002.jsonl.gz").is_file()
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert timings["grpo"] > 0 and timings["evaluations"] > 0
+    assert timings["total"] == pytest.approx(sum(timings[phase] for phase in local.PhaseTimer.PHASES))
     shown = CliRunner().invoke(cli, ["show", str(run_dir / "trajectories" / "step-000002.jsonl.gz"), "--limit", "1"])
     assert shown.exit_code == 0 and "-- end --" in shown.output and "not available" not in shown.output  # run.json
 
@@ -126,7 +130,6 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_stops_its_embedded_server(tiny_dir: 
 
 def test_the_summary_reports_the_paired_gain_and_points_at_a_question_to_read(tmp_path: Path) -> None:
     from agentrun.evaluator import compare, summary
-    from agentrun.runner import local
 
     def evaluation(accuracy: float) -> summary.EvalSummary:
         return summary.EvalSummary(questions=4, answer_accuracy=accuracy, sources_accuracy=accuracy,
@@ -136,8 +139,10 @@ def test_the_summary_reports_the_paired_gain_and_points_at_a_question_to_read(tm
     outcome = local.Outcome(tmp_path, 30, evaluation(0.25), evaluation(0.75), "step-000030",
                             accuracy=compare.paired([1, 0, 0, 0], [1, 1, 1, 0]),
                             reward=compare.paired([1, 0, 0, 0], [1, 1, 1, 0]),
-                            curve=tmp_path / "learning_curve.png", turned=7)
+                            curve=tmp_path / "learning_curve.png", turned=7,
+                            seconds={"dataset": 0.1, "bootstrap": 0.0, "evaluations": 61.4, "grpo": 302.6})
     text = local.render_outcome(outcome, "test")
+    assert "wall time of this invocation: evaluations 61 s, grpo 303 s (timings.json)" in text
     assert "answer accuracy      25.0% ->    75.0%" in text
     assert "accuracy +50.0% +/- 28.9% (+1.7 standard errors)" in text
     assert f"agentrun show {tmp_path / 'evals' / 'step-000030-test.json'} --scenario 7" in text

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -118,6 +120,28 @@ class Outcome:
     reward: compare.Paired
     curve: Path  # the PNG of validation (and final) accuracy and reward per evaluated step
     turned: int | None  # a final-split question the start got wrong and the end right
+    seconds: dict[str, float]  # wall time of this invocation's phases (PhaseTimer.PHASES)
+
+
+class PhaseTimer:
+    """Wall seconds per phase of one `agentrun run` invocation, written to runs/<run>/timings.json at the
+    end (a resumed run reports what the resuming invocation spent)."""
+
+    PHASES = ("dataset", "bootstrap", "evaluations", "grpo")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps({**self.seconds, "total": sum(self.seconds.values())}, indent=2))
 
 
 def prepare_dataset(run: AgentTrainingRun, layout: storage.Layout, progress: bool) -> Path:
@@ -206,13 +230,16 @@ class LocalRunner:
         self.name = run.metadata.name
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
         self.progress = progress
+        self.timer = PhaseTimer()
         self.reporters: list[Reporter] = [MetricsReporter(self.name, metrics_port),
                                           StepLog(self.layout.run_dir(self.name) / "steps.jsonl")]
 
     def execute(self) -> Outcome:
         check_base(self.run, self.layout)
-        dataset_dir = prepare_dataset(self.run, self.layout, self.progress)
-        base = prepare_base(self.run, self.layout, dataset_dir, self.progress)
+        with self.timer.phase("dataset"):
+            dataset_dir = prepare_dataset(self.run, self.layout, self.progress)
+        with self.timer.phase("bootstrap"):
+            base = prepare_base(self.run, self.layout, dataset_dir, self.progress)
         record_spec(self.run, self.layout)
         checkpoints_dir = self.layout.checkpoints_dir(self.name)
         checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -245,7 +272,8 @@ class LocalRunner:
                    disable=not self.progress)
         with bar:
             while loop.step < training.steps:
-                record = loop.run_step()
+                with self.timer.phase("grpo"):
+                    record = loop.run_step()
                 bar.update()
                 bar.set_postfix(reward=f"{record.reward_mean:.3f}", correct=f"{record.answer_accuracy:.0%}",
                                 dropped=f"{record.zero_variance_groups:.0%}")
@@ -256,13 +284,15 @@ class LocalRunner:
         start_result = self._evaluate(endpoint, dataset_dir, base, 0, evaluation.final_split, final)
         end_result = self._evaluate(endpoint, dataset_dir, loop.model_name, loop.step, evaluation.final_split, final)
         run_dir = self.layout.run_dir(self.name)
+        self.timer.write(run_dir / "timings.json")
         compare.plot(compare.load_points(run_dir), run_dir / "learning_curve.png", self.name)
         before = compare.question_rows(self.layout.eval_result(self.name, 0, evaluation.final_split))
         after = compare.question_rows(self.layout.eval_result(self.name, loop.step, evaluation.final_split))
         return Outcome(run_dir, loop.step, start_result, end_result, best_checkpoint(self.layout, self.name),
                        accuracy=compare.paired(compare.correct(before), compare.correct(after)),
                        reward=compare.paired(compare.rewards(before), compare.rewards(after)),
-                       curve=run_dir / "learning_curve.png", turned=compare.turned_right(before, after))
+                       curve=run_dir / "learning_curve.png", turned=compare.turned_right(before, after),
+                       seconds=dict(self.timer.seconds))
 
     def _protect_best(self, loop: TrainingLoop) -> None:
         """Pruning spares the checkpoint with the best validation reward so far."""
@@ -271,7 +301,8 @@ class LocalRunner:
 
     def _evaluate(self, endpoint: str, dataset_dir: Path, model: str, step: int, split: str,
                   scenarios: list[Scenario]) -> summary.EvalSummary:
-        return evaluate(self.run, self.layout, endpoint, dataset_dir, model, step, split, scenarios, self.reporters)
+        with self.timer.phase("evaluations"):
+            return evaluate(self.run, self.layout, endpoint, dataset_dir, model, step, split, scenarios, self.reporters)
 
 
 def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dataset_dir: Path, base: str,
@@ -348,5 +379,7 @@ def render_outcome(outcome: Outcome, split: str) -> str:
         end_file = outcome.run_dir / "evals" / f"{storage.checkpoint_name(outcome.steps)}-{split}.json"
         lines.append(f"question {outcome.turned} was answered wrongly at the start and rightly at step "
                      f"{outcome.steps}: agentrun show {end_file} --scenario {outcome.turned}")
+    spent = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in outcome.seconds.items() if seconds >= 0.5)
+    lines.append(f"wall time of this invocation: {spent or 'none'} (timings.json)")
     lines.append(f"run directory: {outcome.run_dir} (checkpoints/, evals/, run.json)")
     return "\n".join(lines)

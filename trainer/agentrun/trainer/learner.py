@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from agentrun.spec.models import LearnerSpec, TrainingSpec
-from agentrun.trainer import grpo
+from agentrun.trainer import grpo, prefix
 from agentrun.trainer.engines import DeepSpeedEngine, TorchEngine, TrainingEngine
 from agentrun.trainer.flops import ModelFlops, peak_flops
 from agentrun.trainer.logprobs import selected_logprobs
@@ -148,6 +148,9 @@ class Learner:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.settings = settings
         self.pad_id = pad_id
+        # The prompt prefix a micro-batch shares is computed once (agentrun.trainer.prefix), except where
+        # its cache cannot be kept: checkpointed layers drop it, and ZeRO-3 would gather the weights twice.
+        self.share_prefix = settings.engine == "torch" and not settings.gradient_checkpointing
         self.engine = make_engine(self.model, settings)
         self.flops = ModelFlops.of(self.model)
         self.peak_flops = peak_flops(settings.device)
@@ -170,12 +173,19 @@ class Learner:
         with torch.no_grad():
             for batch in micro_batches(samples, self.settings.micro_batch_tokens):
                 t = _tensors(batch, self.pad_id, self.settings.device)
-                logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])  # (N,)
+                logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
+                                         shared=self._shared(batch))  # (N,)
                 full = torch.zeros(t["trained"].shape, dtype=logp.dtype, device=logp.device)  # (B, T)
                 full[t["trained"]] = logp
                 for row, sample in enumerate(batch):
                     found[id(sample)] = full[row, : len(sample.ids)].tolist()
         return [found[id(sample)] for sample in samples]
+
+    def _shared(self, batch: Sequence[Sample]) -> int:
+        """Tokens at the start of every row of `batch` computed once (0: none)."""
+        if not self.share_prefix:
+            return 0
+        return prefix.shared_length([s.ids for s in batch], [[False, *s.trained[1:]] for s in batch])
 
     def step(self, samples: Sequence[Sample]) -> StepMetrics:
         """One optimizer step on `samples` (the same list on every rank); the loss is the token-level mean
@@ -191,8 +201,9 @@ class Learner:
         recompute = not (s.engine == "deepspeed" and s.zero_stage == 3)  # see selected_logprobs
         for index, (batch, weight) in enumerate(mine):
             t = _tensors(batch, self.pad_id, s.device)
+            shared = self._shared(batch)
             logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
-                                     recompute=recompute)  # (N,)
+                                     recompute=recompute, shared=shared)  # (N,)
             # The policy that sampled: the learner before this step's first update (the same weights as
             # now on that update, so the ratio is 1 and only the later updates of a step are clipped).
             old_logp = t["old"][t["trained"]] if batch[0].old_logprobs is not None else logp.detach()
@@ -205,7 +216,8 @@ class Learner:
             kl = torch.zeros_like(logp)
             if s.kl_coef:
                 with torch.no_grad(), self.model.disable_adapter():  # the base model is the reference
-                    ref_logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"])
+                    ref_logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
+                                                 shared=shared)
                 kl = grpo.kl_penalty(logp, ref_logp)
                 token_loss = token_loss + s.kl_coef * kl
             loss = grpo.token_mean(token_loss, torch.ones_like(token_loss), total_trained=total)

@@ -12,6 +12,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
+from agentrun.trainer import prefix
+
 CHUNK_TOKENS = 1024  # positions per head + log-softmax chunk
 
 
@@ -28,19 +30,23 @@ def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.
 
 def selected_logprobs(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, selected: torch.Tensor,
-    chunk_tokens: int = CHUNK_TOKENS, recompute: bool = True,
+    chunk_tokens: int = CHUNK_TOKENS, recompute: bool = True, shared: int = 0,
 ) -> torch.Tensor:
     """log p(input_ids[b, t] | input_ids[b, :t]) at every (b, t) where `selected` is True, in row-major
     order. `input_ids`, `attention_mask` and `selected` are (B, T); position 0 cannot be selected.
 
     `recompute=False` keeps every chunk's logits for backward instead: ZeRO-3 releases the gathered head
-    weight after the forward pass, so a recomputation in backward would see an empty partition."""
-    if selected[:, 0].any():
-        raise ValueError("the first token of a sequence has no prediction to score")
+    weight after the forward pass, so a recomputation in backward would see an empty partition.
+    `shared`: the rows' first `shared` tokens are the same and none of them, nor the next, is selected
+    (`prefix.shared_length`): that prefix is computed once."""
+    if selected[:, : shared + 1].any():
+        raise ValueError("the first token of a sequence (or of its suffix after a shared prefix) has no prediction "
+                         "to score")
     lm = causal_lm(model)
-    hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
-    predicting = hidden[:, :-1][selected[:, 1:]]  # (N, H): the state before each selected token
-    targets = input_ids[:, 1:][selected[:, 1:]]  # (N,)
+    hidden = prefix.hidden_states(lm.model, input_ids, attention_mask, shared)  # (B, T - shared, H)
+    scored = selected[:, shared + 1 :]
+    predicting = hidden[:, :-1][scored]  # (N, H): the state before each selected token
+    targets = input_ids[:, shared + 1 :][scored]  # (N,)
     head = lm.get_output_embeddings()
     pieces = []
     for start in range(0, targets.numel(), chunk_tokens):

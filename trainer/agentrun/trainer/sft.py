@@ -25,7 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_sc
 from agentrun import storage
 from agentrun.mailbox.records import Scenario
 from agentrun.models import loading
-from agentrun.trainer import checkpoints, curriculum, demonstrations, masking
+from agentrun.trainer import checkpoints, curriculum, demonstrations, masking, prefix
 from agentrun.trainer.masking import Encoded
 
 IGNORE = -100  # label of a token that is not trained (the value transformers' loss skips)
@@ -170,9 +170,12 @@ def train_phase(
     for step in bar:
         if phase.time_budget_seconds is not None and time.perf_counter() - started > phase.time_budget_seconds:
             break
-        batch = {name: tensor.to(settings.device) for name, tensor in batch_tensors(next(batches), pad_id).items()}
+        rows = next(batches)
+        batch = {name: tensor.to(settings.device) for name, tensor in batch_tensors(rows, pad_id).items()}
+        shared = prefix.shared_length([row.ids for row in rows], [row.trained for row in rows])
         with autocast(settings.precision, settings.device):
-            loss = model(**batch).loss  # mean cross-entropy over the trained (assistant) tokens
+            # mean cross-entropy over the trained (assistant) tokens; the common system prompt computed once
+            loss = prefix.forward(model, batch["input_ids"], batch["attention_mask"], shared, batch["labels"]).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)  # one bad batch cannot wreck the weights
         optimizer.step()
@@ -180,7 +183,7 @@ def train_phase(
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         tokens += int(batch["attention_mask"].sum())
-        padded += batch["attention_mask"].numel()
+        padded += batch["attention_mask"].numel() - shared * (len(rows) - 1)  # what the forward passes computed
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if log_every and (step + 1) % log_every == 0:
             recent = losses[-log_every:]
