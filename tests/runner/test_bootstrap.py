@@ -29,9 +29,11 @@ def test_the_bootstrap_learns_only_from_the_training_pool(dataset: Path, tmp_pat
                  "evaluation": {"limit": HELD_OUT}, "storage": {"localDir": str(tmp_path)}},
     })
     layout = storage.Layout(tmp_path)
-    stale = layout.model_dir("tiny-sft-small")  # a bootstrap cached before the hold-out: it saw validation
-    stale.mkdir(parents=True)
-    (stale / "config.json").write_text("{}")
+    stale = [layout.model_dir("tiny-sft-small"),  # cached before the hold-out: it saw validation
+             layout.model_dir(f"tiny-sft-small-heldout-{HELD_OUT}")]  # before the recipe key (older template)
+    for directory in stale:
+        directory.mkdir(parents=True)
+        (directory / "config.json").write_text("{}")
     calls: list[dict[str, Any]] = []
 
     def fine_tune(base: str, root: Path, shown: list[Any], settings: Any, out: Path, **options: Any) -> None:
@@ -43,7 +45,8 @@ def test_the_bootstrap_learns_only_from_the_training_pool(dataset: Path, tmp_pat
     served = local.prepare_base(run, layout, dataset, progress=False)
 
     assert [call["dataset_dir"] for call in calls] == [dataset]  # bootstrapped, not the stale cache
-    assert Path(served) == local.bootstrap_dir(run, layout).resolve() != stale.resolve()
+    assert Path(served) == local.bootstrap_dir(run, layout).resolve()
+    assert Path(served) not in {directory.resolve() for directory in stale}
     split = benchmark.split_train(dataset, HELD_OUT)
     training, validation = {s.id for s in split.training}, {s.id for s in split.validation}
     test = {s.id for s in writer.load_scenarios(storage.scenarios_file(dataset)) if s.split == "test"}

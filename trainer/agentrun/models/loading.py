@@ -17,9 +17,10 @@ from agentrun import storage
 from agentrun.models import tiny
 
 BUILTIN_PREFIX = "builtin:"
-# builtin name -> directory under <root>/models/; the directory is renamed whenever the shape changes,
-# so that a model cached by an older version is not mistaken for this one.
-BUILTINS = {"tiny": "tiny-qwen3-2m"}
+# builtin name -> directory under <root>/models/; the directory is renamed whenever the shape, the
+# tokenizer or the chat template changes, so that a model cached by an older version is not mistaken
+# for this one (v2: tools rendered as signatures, before the system message).
+BUILTINS = {"tiny": "tiny-qwen3-2m-v2"}
 
 
 class UnknownBaseModel(ValueError):

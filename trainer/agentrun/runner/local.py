@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -174,10 +175,12 @@ def check_base(run: AgentTrainingRun, layout: storage.Layout) -> None:
 
 
 def bootstrap_dir(run: AgentTrainingRun, layout: storage.Layout) -> Path:
-    """Where builtin:tiny's bootstrap for `run` is cached: one per dataset and validation hold-out, since
-    it learns from every train question but the last `evaluation.limit` (the bootstraps cached before
-    there was a hold-out, as models/tiny-sft-<dataset>, learned from validation too: never reused)."""
-    return layout.model_dir(f"tiny-sft-{run.spec.dataset.name}-heldout-{run.spec.evaluation.limit}")
+    """Where builtin:tiny's bootstrap for `run` is cached: one per tiny model version, bootstrap recipe,
+    dataset and validation hold-out (it learns from every train question but the last `evaluation.limit`),
+    so that a cache made by another version or recipe, or one that saw validation, is never reused."""
+    recipe = json.dumps([loading.BUILTINS["tiny"], dataclasses.asdict(sft.TINY_BOOTSTRAP)], sort_keys=True)
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:8]
+    return layout.model_dir(f"tiny-sft-{run.spec.dataset.name}-heldout-{run.spec.evaluation.limit}-{key}")
 
 
 def prepare_base(run: AgentTrainingRun, layout: storage.Layout, dataset_dir: Path, progress: bool) -> str:
