@@ -20,3 +20,10 @@ def test_rows_copy_dataset_strings_in_order(dataset: Path) -> None:
         assert curriculum.MIN_STRINGS <= len(strings) <= curriculum.MAX_STRINGS
         assert user["content"].split("\n") == [curriculum.INSTRUCTION, *strings]
         assert all(any(s in pool for pool in pools) for s in strings)
+
+
+def test_a_row_in_context_follows_the_system_message(dataset: Path) -> None:
+    system = {"role": "system", "content": "You are an email search agent."}
+    row = curriculum.copy_row(curriculum.string_pools(dataset), Random(1), system)
+    assert [m["role"] for m in row] == ["system", "user", "assistant"] and row[0] is system
+    assert row[1]["content"].startswith(curriculum.INSTRUCTION)

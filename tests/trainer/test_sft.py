@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,31 @@ def test_curriculum_runs_first_and_needs_a_dataset(tiny_dir: Path, dataset: Path
         sft.run_sft(model, tokenizer, SHOWN, settings)
     report = sft.run_sft(model, tokenizer, SHOWN, settings, curriculum_pools=curriculum.string_pools(dataset))
     assert list(report.phases) == ["curriculum", "sft"]
+
+
+def test_copy_rows_open_with_a_demonstrations_system_message_and_tools(tiny_dir: Path, dataset: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy skill is learned where it is used: behind the agent's system prompt and tools."""
+    from agentrun.trainer import curriculum
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    shown = demonstrations.oracle(dataset, "train", limit=3)
+    seen: dict[str, list[masking.Encoded]] = {}
+
+    def first_batch(model: object, batches: Any, phase: sft.Phase, pad_id: int, report: sft.Report,
+                    settings: sft.SFTSettings) -> None:  # instead of training: keep the phase's first batch
+        seen[phase.name] = next(batches)
+        report.record(phase.name, 0.0, 0.0, 0.0, 0, 0)
+
+    monkeypatch.setattr(sft, "train_phase", first_batch)
+    settings = sft.SFTSettings(steps=1, batch_size=1, curriculum_steps=1, curriculum_batch_size=4, progress=False)
+    sft.run_sft(AutoModelForCausalLM.from_pretrained(tiny_dir), tokenizer, shown, settings,
+                curriculum_pools=curriculum.string_pools(dataset))
+    systems = {d.messages[0]["content"] for d in shown}
+    for row in seen["curriculum"]:
+        text = tokenizer.decode(row.ids)
+        assert text.startswith("<|im_start|>system\n# Tools\nsearch_emails(")
+        assert any(system in text for system in systems) and curriculum.INSTRUCTION in text
 
 
 def test_language_phase_trains_every_token_before_sft(tiny_dir: Path) -> None:

@@ -4,8 +4,12 @@ DESIGN §9: from random init, SFT on demonstrations learns the tool-call boilerp
 learns to copy message ids, names and answers out of the context, so its episodes fall apart; a few
 hundred steps of "copy these 2-6 mailbox-like strings into a JSON list" first unlock it. The strings
 are drawn from the dataset itself (message ids, addresses, subjects, answers), so the model learns to
-copy exactly the kinds of spans it will have to copy in episodes. Rows are short chats, trained through
-the same chat template and assistant-only mask as the demonstrations.
+copy exactly the kinds of spans it will have to copy in episodes. Rows are chats trained through the
+same chat template and assistant-only mask as the demonstrations, and in their context: each row opens
+with the system message and tools of a demonstration. Measured (docs/BENCHMARKS.md): a model taught to
+copy in bare two-message chats copied 4 of 24 rows exactly there and 0 of 24 behind the agent's ~300-token
+system prompt and tools, where every copy of an episode happens; the shared prompt is computed once per
+batch (agentrun.trainer.prefix), so the context costs little.
 """
 
 from __future__ import annotations
@@ -43,10 +47,10 @@ def string_pools(dataset_dir: Path, scenarios: Sequence[Scenario] | None = None)
     return [pool for pool in pools if pool]
 
 
-def copy_row(pools: list[list[str]], rng: Random) -> list[dict[str, Any]]:
-    """One chat: the user lists 2-6 strings of mixed kinds, the assistant returns them as a JSON list."""
+def copy_row(pools: list[list[str]], rng: Random, system: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One chat: the user lists 2-6 strings of mixed kinds, the assistant returns them as a JSON list;
+    after the `system` message, if one is given."""
     strings = [rng.choice(rng.choice(pools)) for _ in range(rng.randint(MIN_STRINGS, MAX_STRINGS))]
-    return [
-        {"role": "user", "content": "\n".join([INSTRUCTION, *strings])},
-        {"role": "assistant", "content": json.dumps(strings, ensure_ascii=False)},
-    ]
+    return [*([system] if system else []),
+            {"role": "user", "content": "\n".join([INSTRUCTION, *strings])},
+            {"role": "assistant", "content": json.dumps(strings, ensure_ascii=False)}]

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from random import Random
 
@@ -218,7 +219,8 @@ def run_sft(
         if not curriculum_pools:
             raise SFTError("the copy curriculum draws its strings from a dataset: pass the dataset directory")
         phase = Phase("curriculum", settings.curriculum_steps, settings.curriculum_batch_size, settings.curriculum_lr)
-        copy_rows = length_grouped(_copy_batches(tokenizer, curriculum_pools, phase.batch_size, rng), rng)
+        contexts = [(d.messages[0], d.tools) for d in shown if d.messages and d.messages[0].get("role") == "system"]
+        copy_rows = length_grouped(_copy_batches(tokenizer, curriculum_pools, contexts, phase.batch_size, rng), rng)
         train_phase(model, copy_rows, phase, pad_id, report, settings)
     if settings.language_steps:
         # A randomly initialised model also has to learn to read: tool results, emails and questions are
@@ -241,11 +243,17 @@ def every_token(examples: Sequence[Encoded]) -> list[Encoded]:
 
 
 def _copy_batches(
-    tokenizer: PreTrainedTokenizerBase, pools: list[list[str]], size: int, rng: Random
+    tokenizer: PreTrainedTokenizerBase, pools: list[list[str]], contexts: Sequence[tuple[dict[str, Any], list[Any]]],
+    size: int, rng: Random,
 ) -> Iterator[list[Encoded]]:
-    """Endless batches of fresh copy rows (never repeated: the skill, not the rows, is learned)."""
+    """Endless batches of fresh copy rows (never repeated: the skill, not the rows, is learned), each in
+    the context (system message, tools) of a random demonstration, or bare if there are none."""
     while True:
-        yield [masking.encode(tokenizer, curriculum.copy_row(pools, rng)) for _ in range(size)]
+        rows = []
+        for _ in range(size):
+            system, tools = rng.choice(contexts) if contexts else (None, None)
+            rows.append(masking.encode(tokenizer, curriculum.copy_row(pools, rng, system), tools))
+        yield rows
 
 
 def add_lora(
