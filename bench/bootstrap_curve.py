@@ -59,7 +59,7 @@ def main() -> None:
     result: dict[str, object] = {"settings": {k: str(v) for k, v in vars(args).items()}, "points": []}
 
     def copy_rows(size: int) -> Iterator[list[masking.Encoded]]:
-        return sft.length_grouped(sft._copy_batches(tokenizer, pools, contexts, size, rng), rng)
+        return sft.length_grouped(sft.copy_batches(tokenizer, pools, contexts, size, rng), rng)
 
     started = time.perf_counter()
     if args.curriculum:

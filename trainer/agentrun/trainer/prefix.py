@@ -1,7 +1,8 @@
 """One forward pass for the prompt prefix that a batch of conversations shares.
 
-Every demonstration of a task starts with the same system prompt and tools (on the tiny tokenizer 132
-of the email agent's ~650 tokens; the rest of the system prompt names the inbox and the date), and
+Every demonstration of a task starts with the same tools and system prompt (283 of the email agent's
+~650 tokens on the tiny tokenizer, whose template puts the tools first; the rest of the system prompt
+names the inbox and the date), and
 every GRPO sample of one question shares its whole prompt with the group. Computing that prefix once
 per batch instead of once per row, then letting every row's suffix attend to its keys and values
 (expanded to the batch), gives the same loss and the same gradients (they flow back through the

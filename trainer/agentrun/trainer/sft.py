@@ -14,9 +14,9 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -220,7 +220,7 @@ def run_sft(
             raise SFTError("the copy curriculum draws its strings from a dataset: pass the dataset directory")
         phase = Phase("curriculum", settings.curriculum_steps, settings.curriculum_batch_size, settings.curriculum_lr)
         contexts = [(d.messages[0], d.tools) for d in shown if d.messages and d.messages[0].get("role") == "system"]
-        copy_rows = length_grouped(_copy_batches(tokenizer, curriculum_pools, contexts, phase.batch_size, rng), rng)
+        copy_rows = length_grouped(copy_batches(tokenizer, curriculum_pools, contexts, phase.batch_size, rng), rng)
         train_phase(model, copy_rows, phase, pad_id, report, settings)
     if settings.language_steps:
         # A randomly initialised model also has to learn to read: tool results, emails and questions are
@@ -242,7 +242,7 @@ def every_token(examples: Sequence[Encoded]) -> list[Encoded]:
     return [Encoded(e.ids, [index > 0 for index in range(len(e.ids))]) for e in examples]
 
 
-def _copy_batches(
+def copy_batches(
     tokenizer: PreTrainedTokenizerBase, pools: list[list[str]], contexts: Sequence[tuple[dict[str, Any], list[Any]]],
     size: int, rng: Random,
 ) -> Iterator[list[Encoded]]:
