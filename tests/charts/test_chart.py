@@ -116,6 +116,17 @@ def test_the_default_install_is_two_peered_non_root_replicas_with_least_privileg
     assert not by_kind(objects, "ConfigMap")
 
 
+def test_an_all_digit_tag_from_set_is_the_tag_as_written(helm: Path) -> None:
+    # skaffold's default tagger makes short commit hashes, and one of digits only reaches helm as an integer
+    objects = render(helm, "images.operator.tag=2464676", "images.trainer.tag=0123", "images.serving.tag=7")
+    (deployment,) = by_kind(objects, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/agentrun/operator:2464676"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AGENTRUN_TRAINER_IMAGE"] == "ghcr.io/agentrun/trainer:0123"
+    assert env["AGENTRUN_SERVING_IMAGE"] == "ghcr.io/agentrun/serving:7"
+
+
 def test_single_namespace_mode_grants_roles_only_in_the_listed_namespaces(helm: Path) -> None:
     objects = render(helm, "watchNamespaces={team-a,team-b}")
     (discovery,) = by_kind(objects, "ClusterRole")  # cluster-wide: listing CRDs and namespaces, nothing else

@@ -33,10 +33,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
-{{/* "repository:tag" of images.<name>; the tag defaults to the chart's appVersion. */}}
+{{/* "repository:tag" of images.<name>; the tag defaults to the chart's appVersion. toString: helm's --set
+turns an all-digit tag (a short commit hash) into an integer, which %s would print as %!s(int64=...). */}}
 {{- define "agentrun.image" -}}
 {{- $image := index .root.Values.images .name -}}
-{{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $image.tag) -}}
+{{- $tag := toString (default "" $image.tag) -}}
+{{- printf "%s:%s" $image.repository (default .root.Chart.AppVersion $tag) -}}
 {{- end -}}
 
 {{/* The namespaced permissions the operator needs wherever it reconciles runs (Role or ClusterRole). */}}
