@@ -138,3 +138,8 @@ class OperatorMetrics:
                                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.children_created = Counter("agentrun_operator_children_created", "Child objects created, by kind.",
                                         [*LABELS, "kind"], registry=self.registry)
+
+    def forget(self, namespace: str, run: str) -> None:
+        """Drop a deleted run's labelled series (the scrape-time ones follow the operator's maps)."""
+        for counter in (self.reconciles, self.children_created):
+            counter.remove_by_labels({"namespace": namespace, "run": run})

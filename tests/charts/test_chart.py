@@ -91,7 +91,7 @@ def test_the_default_install_is_two_peered_non_root_replicas_with_least_privileg
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRUN_TRAINER_IMAGE"] == f"ghcr.io/agentrun/trainer:{APP_VERSION}"
     assert env["AGENTRUN_SERVING_IMAGE"] == f"ghcr.io/agentrun/serving:{APP_VERSION}"
-    assert children.Images.from_env(env) == children.Images()  # the chart and the operator agree on defaults
+    assert children.Defaults.from_env(env) == children.Defaults()  # the chart and the operator agree on defaults
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -532,9 +532,8 @@ def test_the_chart_has_the_values_skaffold_sets() -> None:
 def test_the_operators_default_images_are_the_ones_skaffold_builds(run: AgentTrainingRun) -> None:
     for pod in trainer_pods(run):
         assert container(pod)["image"].rsplit(":", 1)[0] == f"{REPOSITORY}/trainer"
-    images = getattr(children, "Images", None)
-    if images is not None:  # the operator's defaults when the chart passes none
-        assert images().serving.rsplit(":", 1)[0] == f"{REPOSITORY}/serving"
+    # the operator's defaults when the chart passes none
+    assert children.Defaults().serving.rsplit(":", 1)[0] == f"{REPOSITORY}/serving"
 
 
 def test_the_cpu_profile_builds_a_cpu_trainer_for_one_operator_replica() -> None:

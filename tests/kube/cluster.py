@@ -1,6 +1,7 @@
 """A throwaway real Kubernetes control plane on loopback, for tests.
 
-`Cluster` starts etcd, kube-apiserver (RBAC, ServiceAccount admission, TokenRequest), kube-controller-manager
+`Cluster` starts etcd, kube-apiserver (RBAC, ServiceAccount admission, TokenRequest, Pod Security,
+OwnerReferencesPermissionEnforcement), kube-controller-manager
 (every controller: garbage collector, Job, Deployment, ReplicaSet, ServiceAccount tokens, ...),
 kube-scheduler and kwok (fake nodes and pod lifecycles) from the binaries that
 ``hack/control-plane/build.sh`` caches, in a temporary directory with free ports, and registers fake GPU
@@ -390,6 +391,9 @@ class Cluster(KubeAccess):
             f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
             "--authorization-mode=Node,RBAC",
+            # OpenShift's default: an owner reference with blockOwnerDeletion needs update of the owner's
+            # finalizers, so the operator's children prove the chart grants it.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from agentrun.kube import Credentials, Kube
+from agentrun.operator import children
 from tests.kube.cluster import KubeAccess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +68,8 @@ def start_run(kube: KubeAccess, ns: str, name: str, **spec: Any) -> dict[str, An
     """Apply a run, finish its prepare Job, wait until it is Running; returns the manifest."""
     body = manifest(name, ns, **spec)
     kube.apply(body)
-    wait_exists(kube, "job", ns, f"{name}-prepare")
-    end_pods(kube, ns, f"{name}-prepare", 0)
+    wait_exists(kube, "job", ns, children.Names(name).prepare)
+    end_pods(kube, ns, children.Names(name).prepare, 0)
     wait_phase(kube, ns, name, "Running")
     return body
 

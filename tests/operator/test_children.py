@@ -3,6 +3,7 @@ fixes (LoRA flags, resolver, read-only volume, GPUs, rendezvous, secrets by refe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> 
     deployment, service = children.serving(run, OWNER)
     vllm = container(deployment)
     args = vllm["args"]
-    assert args[:2] == ["serve", "Qwen/Qwen3-4B"] and vllm["image"] == children.Images().serving
+    assert args[:2] == ["serve", "Qwen/Qwen3-4B"] and vllm["image"] == children.Defaults().serving
     for flag, value in (("--max-loras", "4"), ("--max-lora-rank", "16"), ("--tool-call-parser", "hermes"),
                         ("--max-model-len", "16384"), ("--dtype", "bfloat16")):
         assert args[args.index(flag) + 1] == value
@@ -119,11 +120,11 @@ def test_the_servers_max_lora_rank_is_the_smallest_vllm_accepts(rank: int, allow
 
 
 def test_pods_get_the_operators_images_unless_the_spec_names_one(run) -> None:  # noqa: ANN001
-    images = children.Images.from_env({"AGENTRUN_TRAINER_IMAGE": "registry.local/trainer:1",
+    images = children.Defaults.from_env({"AGENTRUN_TRAINER_IMAGE": "registry.local/trainer:1",
                                        "AGENTRUN_SERVING_IMAGE": "registry.local/serving:1"})
-    assert images == children.Images(trainer="registry.local/trainer:1", serving="registry.local/serving:1")
-    assert children.Images.from_env({}) == children.Images()
-    assert children.Images().trainer.endswith(f":{children.VERSION}")
+    assert images == children.Defaults(trainer="registry.local/trainer:1", serving="registry.local/serving:1")
+    assert children.Defaults.from_env({}) == children.Defaults()
+    assert children.Defaults().trainer.endswith(f":{children.VERSION}")
     learner_job, _ = children.learner(run, OWNER, images)
     assert container(learner_job)["image"] == "registry.local/trainer:1"
     assert container(children.prepare_job(run, OWNER, images))["image"] == "registry.local/trainer:1"
@@ -132,3 +133,43 @@ def test_pods_get_the_operators_images_unless_the_spec_names_one(run) -> None:  
     named = run.model_copy(update={"spec": run.spec.model_copy(update={
         "serving": run.spec.serving.model_copy(update={"image": "vllm/vllm-openai:v0.11.0"})})})
     assert container(children.serving(named, OWNER, images)[0])["image"] == "vllm/vllm-openai:v0.11.0"
+
+
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+@pytest.mark.parametrize("run_name", ["a" * 53, "0", "9-" + "x" * 51, "qwen3-4b-enron"])
+def test_child_names_are_dns_1035_labels_with_room_for_a_pod_index_for_every_run_name_the_crd_accepts(
+    run_name: str,
+) -> None:
+    names = children.Names(run_name)
+    every = [names.pvc, names.spec, names.workload, names.prepare, names.serve, names.learner,
+             names.eval(None), names.eval(20), names.eval(999_999)]
+    for name in every:
+        assert DNS_1035.match(name) and len(name) <= children.MAX_CHILD_NAME, name
+    assert len(set(every)) == len(every)
+    # a cut name keeps a hash of the whole run name: two long runs differing at the end stay apart
+    assert children.Names("a" * 52 + "b").eval(20) != children.Names("a" * 53).eval(20)
+
+
+def test_evaluation_jobs_carry_their_step_so_the_operator_never_parses_names(run) -> None:  # noqa: ANN001
+    long = children.Owner(name="a" * 53, namespace="agentrun", uid="uid-2")
+    assert children.evaluation_job(run, long, 20)["metadata"]["labels"][children.STEP_LABEL] == "20"
+    assert children.evaluation_job(run, long, None)["metadata"]["labels"][children.STEP_LABEL] == "final"
+
+
+def test_every_pod_meets_pod_security_restricted_and_jobs_survive_disruptions(run) -> None:  # noqa: ANN001
+    jobs = [children.prepare_job(run, OWNER), children.evaluation_job(run, OWNER, 20),
+            *[o for o in children.workloads(run, OWNER) if o["kind"] == "Job"]]
+    (deployment,) = [o for o in children.workloads(run, OWNER) if o["kind"] == "Deployment"]
+    for obj in [*jobs, deployment]:
+        pod = obj["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for item in pod["containers"]:
+            assert item["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    for job in jobs:
+        assert job["spec"]["podFailurePolicy"]["rules"] == [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    (learner,) = [o for o in children.workloads(run, OWNER) if o["kind"] == "Job"]
+    assert learner["spec"]["backoffLimit"] == run.spec.learner.retries == 3

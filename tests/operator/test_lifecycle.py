@@ -69,3 +69,10 @@ def test_suspend_removes_workloads_once_and_resume_skips_preparation() -> None:
     assert (settled.phase, settled.remove_jobs) == (Phase.SUSPENDED, False)
     resumed = decide(RUN, at_step(30, Phase.SUSPENDED), Observed())
     assert (resumed.phase, resumed.prepare, resumed.workloads) == (Phase.PREPARING, False, True)
+
+
+def test_a_learner_pod_being_replaced_keeps_the_run_running() -> None:
+    decision = decide(RUN, at_step(7), Observed(prepare=JobState.SUCCEEDED, learner=JobState.PENDING))
+    assert (decision.phase, decision.reason) == (Phase.RUNNING, "LearnerRestarting") and decision.workloads
+    first_start = decide(RUN, at_step(0, Phase.PREPARING), Observed(prepare=JobState.SUCCEEDED, learner=JobState.PENDING))
+    assert first_start.phase == Phase.PREPARING

@@ -20,6 +20,7 @@ from tests.kube.cluster import KubeAccess
 from .conftest import Operator
 from .steering import (
     EXAMPLE,
+    SMALL,
     TIMEOUT,
     client_for,
     end_pods,
@@ -134,7 +135,7 @@ def test_a_failed_learner_fails_the_run_with_a_reason_and_an_event(
     kube: KubeAccess, operator: Operator, namespace: Callable[[str], str]
 ) -> None:
     ns = namespace("failure")
-    start_run(kube, ns, "doomed")
+    start_run(kube, ns, "doomed", learner={"retries": 0, "resources": SMALL})
     end_pods(kube, ns, "doomed-learner", 1)
     status = wait_phase(kube, ns, "doomed", "Failed")
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")

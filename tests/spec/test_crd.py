@@ -21,6 +21,8 @@ def nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[st
         yield from nodes(child, f"{path}.{name}")
     if "items" in schema:
         yield from nodes(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from nodes(schema["additionalProperties"], f"{path}{{}}")
 
 
 def spec_schema() -> dict[str, Any]:
@@ -30,9 +32,21 @@ def spec_schema() -> dict[str, Any]:
 def test_the_schema_is_structural() -> None:
     for path, node in nodes(spec_schema()):
         assert "type" in node, path
-        assert not {"$ref", "anyOf", "oneOf", "allOf", "const", "title", "additionalProperties"} & node.keys(), path
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "const", "title"} & node.keys(), path
+        # a map's values have one schema; an object with properties allows no others (pruned, not kept)
+        assert isinstance(node.get("additionalProperties", {}), dict) and not (
+            "additionalProperties" in node and "properties" in node), path
         if "exclusiveMinimum" in node:
             assert node["exclusiveMinimum"] is True and "minimum" in node, path
+
+
+def test_maps_keep_their_values_and_passed_through_kubernetes_types_keep_every_field() -> None:
+    found = dict(nodes(spec_schema()))
+    assert found[".spec.pods.learner.nodeSelector"]["additionalProperties"] == {"type": "string", "maxLength": 63}
+    assert found[".spec.pods.all.affinity"]["x-kubernetes-preserve-unknown-fields"] is True
+    conditions = found[".status.conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert found[".status.startTime"]["format"] == "date-time"
 
 
 def test_the_schema_carries_the_models_descriptions_defaults_bounds_and_rules() -> None:

@@ -57,23 +57,29 @@ turns an all-digit tag (a short commit hash) into an integer, which %s would pri
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
-# Children: Jobs are watched (the operator's job index); the rest is created and deleted by name.
+# blockOwnerDeletion on the children's owner references: the OwnerReferencesPermissionEnforcement
+# admission plugin (on in OpenShift) asks for update of the owner's finalizers.
+- apiGroups: [agentrun.dev]
+  resources: [agenttrainingruns/finalizers]
+  verbs: [update]
+# Children, watched by label (the operator's index of them): Jobs and the claim are created once; the
+# rest is server-side applied (patch; create for apply's first write) until it matches the spec.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [create, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [""]
-  resources: [services, persistentvolumeclaims, serviceaccounts]
-  verbs: [create, delete]
+  resources: [services, configmaps, serviceaccounts]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [""]
-  resources: [configmaps]
-  verbs: [create, patch, delete]
+  resources: [persistentvolumeclaims]
+  verbs: [create, delete]
 # Each run's own ServiceAccount, Role and RoleBinding (the Role grants only what the operator holds above).
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create, delete]
+  verbs: [list, watch, create, patch, delete]
 {{- end -}}
 
 {{/* kopf watches CustomResourceDefinitions to discover the resources it serves (read-only). */}}

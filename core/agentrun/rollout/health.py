@@ -19,9 +19,10 @@ def health_url(base_url: str) -> str:
     return base_url.rstrip("/").removesuffix("/v1") + "/health"
 
 
-def wait_healthy(base_url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll `/health` until it answers 200; ServerNotReady after `timeout` seconds or as soon as
-    `alive()` says the server process is gone."""
+def wait_healthy(base_url: str, timeout: float, alive: Callable[[], bool] = lambda: True,
+                 poll: float = POLL_SECONDS) -> None:
+    """Poll `/health` every `poll` seconds until it answers 200; ServerNotReady after `timeout` seconds or
+    as soon as `alive()` says the server process is gone."""
     url = health_url(base_url)
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=1.0) as client:
@@ -31,5 +32,5 @@ def wait_healthy(base_url: str, timeout: float, alive: Callable[[], bool] = lamb
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(POLL_SECONDS)  # poll interval of a bounded wait
+            time.sleep(poll)  # poll interval of a bounded wait
     raise ServerNotReady(f"no server answered at {url} within {timeout:g} s")

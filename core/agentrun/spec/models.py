@@ -11,19 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_snake
+
+from agentrun.spec.base import SpecModel
+from agentrun.spec.pods import PodsSpec
 
 API_VERSION = "agentrun.dev/v1alpha1"
 KIND = "AgentTrainingRun"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
-
-class SpecModel(BaseModel):
-    """Base of every spec section: camelCase aliases, unknown fields rejected (a typo is an error)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_attribute_docstrings=True
-    )
 
 
 class Metadata(SpecModel):
@@ -340,15 +335,25 @@ class LearnerSpec(SpecModel):
     """DeepSpeed settings (cluster mode; the local runner trains with plain torch)."""
     resources: ResourcesSpec = ResourcesSpec()
     """Per-pod resources."""
+    retries: Annotated[int, Field(ge=0, le=100)] = 3
+    """Failed learner pods replaced before the run fails (cluster mode); each replacement resumes from the
+    newest checkpoint. Evicted or preempted pods (condition DisruptionTarget) are replaced without counting."""
+    server_timeout_seconds: Annotated[int, Field(ge=10, le=86400)] = 1800
+    """How long the learner waits for the server's /health before its first step (vLLM loads weights for
+    minutes); the run shows condition ServingReady=False meanwhile."""
 
 
 class PvcSpec(SpecModel):
     existing_claim: str | None = None
     """Use this PersistentVolumeClaim instead of creating one."""
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
+    """Access mode of the claim the operator creates. The server, learner and evaluation pods mount it at
+    once, so the default is ReadWriteMany (NFS, CephFS, EFS, Filestore). Where only block storage exists,
+    ReadWriteOnce puts every pod of the run on one node (required pod affinity), which must hold them all."""
     size: str = "200Gi"
     """Size of the claim the operator creates."""
     storage_class_name: str | None = None
-    """StorageClass of the claim the operator creates (ReadWriteMany for multi-node learners)."""
+    """StorageClass of the claim the operator creates; it must offer `accessMode`."""
 
 
 class StorageSpec(SpecModel):
@@ -395,6 +400,9 @@ class RunSpec(SpecModel):
     """Learner processes."""
     storage: StorageSpec = StorageSpec()
     """Where datasets, checkpoints and results live."""
+    pods: PodsSpec = PodsSpec()
+    """Placement and extra environment of the run's pods (cluster mode): node selectors, tolerations,
+    affinity, priority, image pull secrets, env and envFrom, for all pods and per component."""
     queue_name: str | None = None
     """Kueue LocalQueue; child Jobs carry `kueue.x-k8s.io/queue-name` when set."""
     suspend: bool = False
@@ -406,6 +414,13 @@ class RunSpec(SpecModel):
         if every and every % keep:
             raise ValueError(f"evaluation.everySteps ({every}) must be a multiple of training.checkpointEvery "
                              f"({keep}): evaluated checkpoints must be kept")
+        return self
+
+    @model_validator(mode="after")
+    def _one_node_claims_hold_one_node_learners(self) -> RunSpec:
+        if self.storage.pvc.access_mode == "ReadWriteOnce" and self.learner.nodes > 1:
+            raise ValueError(f"learner.nodes is {self.learner.nodes} but storage.pvc.accessMode ReadWriteOnce keeps "
+                             "every pod on one node: use ReadWriteMany storage or one learner node")
         return self
 
 

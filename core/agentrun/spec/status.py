@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from agentrun.spec.models import SpecModel
+from agentrun.spec.base import SpecModel
 
 
 class Phase(StrEnum):
@@ -20,6 +20,11 @@ class Phase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUSPENDED = "Suspended"
+
+
+DATE_TIME = {"format": "date-time"}  # RFC 3339, as kubectl and clients expect of metav1.Time fields
+# `kubectl apply`, server-side apply and strategic merges treat conditions as one entry per type
+KEYED_BY_TYPE = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 
 class Condition(SpecModel):
@@ -33,7 +38,7 @@ class Condition(SpecModel):
     """One CamelCase word for machines."""
     message: Annotated[str, Field(max_length=32768)] = ""
     """A sentence for people."""
-    last_transition_time: str
+    last_transition_time: Annotated[str, Field(json_schema_extra=DATE_TIME)]
     """When the status last changed (RFC 3339)."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The spec generation the condition was computed from."""
@@ -74,13 +79,13 @@ class Progress(SpecModel):
 class RunStatus(SpecModel):
     phase: Phase | None = None
     """Pending, Preparing, Running, Evaluating, Succeeded, Failed or Suspended."""
-    conditions: Annotated[list[Condition], Field(max_length=16)] = []
+    conditions: Annotated[list[Condition], Field(max_length=16, json_schema_extra=KEYED_BY_TYPE)] = []
     """Latest observations of the run's state, one per type."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The spec generation the operator last acted on."""
     progress: Progress = Progress()
     """Training and evaluation progress."""
-    start_time: str | None = None
+    start_time: Annotated[str, Field(json_schema_extra=DATE_TIME)] | None = None
     """When the operator first created the run's workloads (RFC 3339)."""
-    completion_time: str | None = None
+    completion_time: Annotated[str, Field(json_schema_extra=DATE_TIME)] | None = None
     """When the run reached Succeeded or Failed (RFC 3339)."""

@@ -12,8 +12,10 @@ calls, so every field is testable without a cluster. The handlers only create, p
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import yaml
 from agentrun import storage
 from agentrun.spec.crd import GROUP, PLURAL
 from agentrun.spec.models import API_VERSION, KIND, AgentTrainingRun, ResourcesSpec
+from agentrun.spec.pods import PodOverrides
 
 DATA_MOUNT = "/data"
 SPEC_MOUNT = "/etc/agentrun"
@@ -36,22 +39,30 @@ SERVING_USER = 1000  # the serving image's non-root user
 VERSION = version("agentrun")
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 RUN_LABEL = f"{GROUP}/run"
+STEP_LABEL = f"{GROUP}/step"  # an evaluation Job's checkpoint step, or "final"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+# The `spec.pods` section of each component's pods.
+POD_SECTIONS = {"prepare": "prepare", "learner": "learner", "eval": "evaluation", "serve": "serving"}
 
 
 @dataclass(frozen=True)
-class Images:
-    """The images a run's pods get when its spec names none. The operator reads them from its environment,
-    which the Helm chart fills from `images.*` in its values."""
+class Defaults:
+    """What a run's pods get where its spec says nothing: the images, and placement and environment under
+    `spec.pods`. The operator reads them from its environment, which the Helm chart fills from `images.*`
+    and `runPods` in its values."""
 
     trainer: str = f"ghcr.io/agentrun/trainer:{VERSION}"
     serving: str = f"ghcr.io/agentrun/serving:{VERSION}"
+    pods: PodOverrides = field(default_factory=PodOverrides)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Images:
+    def from_env(cls, env: Mapping[str, str]) -> Defaults:
+        """Raises pydantic's ValidationError, naming the field, for an AGENTRUN_RUN_PODS the spec would refuse."""
         default = cls()
+        pods = env.get("AGENTRUN_RUN_PODS")
         return cls(trainer=env.get("AGENTRUN_TRAINER_IMAGE") or default.trainer,
-                   serving=env.get("AGENTRUN_SERVING_IMAGE") or default.serving)
+                   serving=env.get("AGENTRUN_SERVING_IMAGE") or default.serving,
+                   pods=PodOverrides.model_validate_json(pods) if pods else PodOverrides())
 
 
 @dataclass(frozen=True)
@@ -63,37 +74,54 @@ class Owner:
     uid: str
 
 
+# Every child name is a DNS-1035 label (a Service's name must be one) with room for the "-<index>" an
+# Indexed Job's pod hostname appends: the 53-character run names the CRD accepts would otherwise give
+# 70-character evaluation Jobs.
+MAX_CHILD_NAME = 57
+
+
+def child_name(run: str, suffix: str) -> str:
+    """`<run>-<suffix>`; a run name that does not start with a letter gets "run-" in front, and one too long
+    is cut and gets 8 hex digits of its hash, so distinct runs never share a child name."""
+    base = run if run[0].isalpha() else f"run-{run}"
+    name = f"{base}-{suffix}"
+    if len(name) <= MAX_CHILD_NAME:
+        return name
+    digest = hashlib.sha256(run.encode()).hexdigest()[:8]
+    return f"{base[: MAX_CHILD_NAME - len(suffix) - len(digest) - 2].rstrip('-')}-{digest}-{suffix}"
+
+
 @dataclass(frozen=True)
 class Names:
     run: str
 
     @property
     def pvc(self) -> str:
-        return f"{self.run}-data"
+        return child_name(self.run, "data")
 
     @property
     def spec(self) -> str:
-        return f"{self.run}-spec"
+        return child_name(self.run, "spec")
 
     @property
     def workload(self) -> str:
-        return f"{self.run}-workload"
+        return child_name(self.run, "workload")
 
     @property
     def prepare(self) -> str:
-        return f"{self.run}-prepare"
+        return child_name(self.run, "prepare")
 
     @property
     def serve(self) -> str:
-        return f"{self.run}-serve"
+        return child_name(self.run, "serve")
 
     @property
     def learner(self) -> str:
-        return f"{self.run}-learner"
+        return child_name(self.run, "learner")
 
     def eval(self, step: int | None) -> str:
         """`None` names the final evaluation."""
-        return f"{self.run}-eval-final" if step is None else f"{self.run}-eval-{storage.checkpoint_name(step)}"
+        return child_name(self.run, "eval-final" if step is None else f"eval-{storage.checkpoint_name(step)}")
 
 
 def claim_name(run: AgentTrainingRun) -> str:
@@ -143,6 +171,14 @@ def _volumes(run: AgentTrainingRun, read_only: bool) -> tuple[list[dict[str, Any
     return volumes, mounts
 
 
+# What Pod Security's `restricted` level asks of every container and pod.
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security(user: int) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": user, "fsGroup": user, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def _common_env(run: AgentTrainingRun) -> list[dict[str, Any]]:
     env = [
         {"name": "AGENTRUN_RUN_FILE", "value": SPEC_FILE},
@@ -157,40 +193,71 @@ def _common_env(run: AgentTrainingRun) -> list[dict[str, Any]]:
     return env
 
 
-def _workload_pod(run: AgentTrainingRun, owner: Owner, images: Images, component: str, command: list[str],
+def placed(pod: dict[str, Any], run: AgentTrainingRun, owner: Owner, overrides: PodOverrides) -> dict[str, Any]:
+    """`pod` (a pod template) with the spec's placement and extra environment; on a ReadWriteOnce claim,
+    also required affinity to the run's other pods, which all mount it."""
+    spec = pod["spec"]
+    if overrides.node_selector:
+        spec["nodeSelector"] = dict(overrides.node_selector)
+    if overrides.tolerations:
+        spec["tolerations"] = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in overrides.tolerations]
+    affinity = copy.deepcopy(overrides.affinity) or {}
+    if run.spec.storage.pvc.access_mode == "ReadWriteOnce":
+        term = {"labelSelector": {"matchLabels": {RUN_LABEL: owner.name}}, "topologyKey": "kubernetes.io/hostname"}
+        affinity.setdefault("podAffinity", {}).setdefault("requiredDuringSchedulingIgnoredDuringExecution", []).append(term)
+    if affinity:
+        spec["affinity"] = affinity
+    if overrides.priority_class_name:
+        spec["priorityClassName"] = overrides.priority_class_name
+    if overrides.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in overrides.image_pull_secrets]
+    for container in spec["containers"]:
+        container["env"] = [*container.get("env", []),
+                            *(v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in overrides.env)]
+        if overrides.env_from:
+            container["envFrom"] = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
+                                    for e in overrides.env_from]
+    return pod
+
+
+def _workload_pod(run: AgentTrainingRun, owner: Owner, defaults: Defaults, component: str, command: list[str],
                   resources_spec: ResourcesSpec | None, extra_env: list[dict[str, Any]] | None = None,
                   read_only: bool = False) -> dict[str, Any]:
     volumes, mounts = _volumes(run, read_only)
     container: dict[str, Any] = {
         "name": component,
-        "image": run.spec.learner.image or images.trainer,
+        "image": run.spec.learner.image or defaults.trainer,
         "command": command,
         "env": [*_common_env(run), *(extra_env or [])],
         "volumeMounts": mounts,
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": CONTAINER_SECURITY,
     }
     if resources_spec is not None:
         container["resources"] = resources(resources_spec)
-    return {
+    pod = {
         "metadata": {"labels": labels(owner, component)},
         "spec": {
             "serviceAccountName": Names(owner.name).workload,
             "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": WORKLOAD_USER, "fsGroup": WORKLOAD_USER},
+            "securityContext": pod_security(WORKLOAD_USER),
             "containers": [container],
             "volumes": volumes,
         },
     }
+    return placed(pod, run, owner, defaults.pods.under(run.spec.pods.of(POD_SECTIONS[component])))
 
 
 def _job(run: AgentTrainingRun, owner: Owner, name: str, component: str, pod: dict[str, Any],
-         backoff_limit: int = 0, **job_spec: Any) -> dict[str, Any]:
+         retries: int, extra_labels: dict[str, str] | None = None, **job_spec: Any) -> dict[str, Any]:
+    """A Job whose pods are replaced `retries` times on failure; a pod evicted, preempted or lost with
+    its node (condition DisruptionTarget) is replaced without counting, since every workload resumes."""
     queue = {QUEUE_LABEL: run.spec.queue_name} if run.spec.queue_name else {}
+    failure_policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(owner, name, component, queue),
-        "spec": {"backoffLimit": backoff_limit, "template": pod, **job_spec},
+        "metadata": metadata(owner, name, component, {**queue, **(extra_labels or {})}),
+        "spec": {"backoffLimit": retries, "podFailurePolicy": failure_policy, "template": pod, **job_spec},
     }
 
 
@@ -199,8 +266,7 @@ def pvc(run: AgentTrainingRun, owner: Owner) -> dict[str, Any] | None:
     spec = run.spec.storage.pvc
     if spec.existing_claim:
         return None
-    access = "ReadWriteMany" if run.spec.learner.nodes > 1 or run.spec.serving.replicas > 1 else "ReadWriteOnce"
-    claim: dict[str, Any] = {"accessModes": [access], "resources": {"requests": {"storage": spec.size}}}
+    claim: dict[str, Any] = {"accessModes": [spec.access_mode], "resources": {"requests": {"storage": spec.size}}}
     if spec.storage_class_name:
         claim["storageClassName"] = spec.storage_class_name
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(owner, claim_name(run), "data"),
@@ -234,12 +300,12 @@ def workload_rbac(owner: Owner) -> list[dict[str, Any]]:
     ]
 
 
-def prepare_job(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> dict[str, Any]:
-    pod = _workload_pod(run, owner, images, "prepare", ["python", "-m", "agentrun.workloads.prepare"], None)
-    return _job(run, owner, Names(owner.name).prepare, "prepare", pod, backoff_limit=2)
+def prepare_job(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> dict[str, Any]:
+    pod = _workload_pod(run, owner, defaults, "prepare", ["python", "-m", "agentrun.workloads.prepare"], None)
+    return _job(run, owner, Names(owner.name).prepare, "prepare", pod, retries=2)
 
 
-def serving(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
+def serving(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> list[dict[str, Any]]:
     """The vLLM Deployment and its Service. Adapters are found by name in the run's checkpoints through
     vLLM's filesystem resolver (any replica, after restarts); runtime loading stays enabled too."""
     spec, names = run.spec, Names(owner.name)
@@ -270,7 +336,7 @@ def serving(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> l
     health = {"httpGet": {"path": "/health", "port": "http"}}
     container = {
         "name": "vllm",
-        "image": spec.serving.image or images.serving,
+        "image": spec.serving.image or defaults.serving,
         "command": ["vllm"],
         "args": args,
         "env": env,
@@ -280,7 +346,7 @@ def serving(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> l
         "startupProbe": {**health, "periodSeconds": 10, "failureThreshold": 180},  # weights load for minutes
         "readinessProbe": {**health, "periodSeconds": 5},
         "livenessProbe": {**health, "periodSeconds": 15, "failureThreshold": 4},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": CONTAINER_SECURITY,
     }
     selector = {RUN_LABEL: owner.name, COMPONENT_LABEL: "serve"}
     deployment = {
@@ -290,15 +356,15 @@ def serving(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> l
         "spec": {
             "replicas": spec.serving.replicas,
             "selector": {"matchLabels": selector},
-            "template": {
+            "template": placed({
                 "metadata": {"labels": labels(owner, "serve")},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": SERVING_USER, "fsGroup": SERVING_USER},
+                    "securityContext": pod_security(SERVING_USER),
                     "containers": [container],
                     "volumes": [v for v in volumes if v["name"] == "data"]
                     + [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
                 },
-            },
+            }, run, owner, defaults.pods.under(spec.pods.of("serving"))),
         },
     }
     service = {
@@ -314,7 +380,7 @@ def serving_url(owner: Owner) -> str:
     return f"http://{Names(owner.name).serve}.{owner.namespace}.svc:{SERVE_PORT}/v1"
 
 
-def learner(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
+def learner(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> list[dict[str, Any]]:
     """The learner's Indexed Job (pod i is node i of a torchrun rendezvous at pod 0) and the headless
     Service that gives pod 0 its DNS name. Every start resumes from the newest complete checkpoint."""
     spec, names = run.spec, Names(owner.name)
@@ -329,12 +395,15 @@ def learner(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> l
         {"name": "AGENTRUN_SERVER_URL", "value": serving_url(owner)},
         {"name": "AGENTRUN_ENGINE", "value": "deepspeed"},
     ]
-    pod = _workload_pod(run, owner, images, "learner", command, spec.learner.resources, env)
+    pod = _workload_pod(run, owner, defaults, "learner", command, spec.learner.resources, env)
     pod["spec"]["subdomain"] = names.learner
+    # NCCL's shared-memory transport between the pod's GPUs needs more than the runtime's 64 MiB /dev/shm
+    pod["spec"]["volumes"].append({"name": "shm", "emptyDir": {"medium": "Memory"}})
+    pod["spec"]["containers"][0]["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
     pod["spec"]["containers"][0]["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT},
                                              {"name": "metrics", "containerPort": METRICS_PORT}]
-    job = _job(run, owner, names.learner, "learner", pod, completions=nodes, parallelism=nodes,
-               completionMode="Indexed")
+    job = _job(run, owner, names.learner, "learner", pod, retries=spec.learner.retries, completions=nodes,
+               parallelism=nodes, completionMode="Indexed")
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -347,16 +416,17 @@ def learner(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> l
 
 
 def evaluation_job(run: AgentTrainingRun, owner: Owner, step: int | None,
-                   images: Images = Images()) -> dict[str, Any]:
+                   defaults: Defaults = Defaults()) -> dict[str, Any]:
     """Evaluate checkpoint `step` on the validation scenarios, or (step None) the newest checkpoint and
     the starting policy on the final split."""
     target = ["--final"] if step is None else ["--step", str(step)]
     command = ["python", "-m", "agentrun.workloads.evaluator", *target]
     env = [{"name": "AGENTRUN_SERVER_URL", "value": serving_url(owner)}]
-    pod = _workload_pod(run, owner, images, "eval", command, ResourcesSpec(gpus=0), env, read_only=False)
-    return _job(run, owner, Names(owner.name).eval(step), "eval", pod, backoff_limit=2)
+    pod = _workload_pod(run, owner, defaults, "eval", command, ResourcesSpec(gpus=0), env, read_only=False)
+    return _job(run, owner, Names(owner.name).eval(step), "eval", pod, retries=2,
+                extra_labels={STEP_LABEL: "final" if step is None else str(step)})
 
 
-def workloads(run: AgentTrainingRun, owner: Owner, images: Images = Images()) -> list[dict[str, Any]]:
+def workloads(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> list[dict[str, Any]]:
     """What a running run needs besides its data and RBAC: server and learner."""
-    return [*serving(run, owner, images), *learner(run, owner, images)]
+    return [*serving(run, owner, defaults), *learner(run, owner, defaults)]

@@ -1,9 +1,10 @@
-"""kopf handlers: observe, `lifecycle.decide`, apply. They stay thin; the manifests are `children`'s and
-the state machine is `lifecycle`'s.
+"""kopf handlers: observe, `lifecycle.decide`, `apply`, `conditions`. They stay thin glue: the manifests
+are `children`'s, the state machine is `lifecycle`'s, the API calls are planned by `apply`.
 
-Every run is reconciled on create/update/resume and by a timer; the Jobs the operator owns are kept in a
-kopf index (fed by a watch), so a reconcile reads no lists from the API server. Applying a decision is
-idempotent: create-if-absent by name, delete-if-present, status as a merge patch.
+Every run is reconciled on create/update/resume and by a timer. Every child the operator owns is kept in
+one kopf index, fed by watches filtered on the server by the managed-by label, so a reconcile reads no
+lists from the API server, and a child deleted or edited by hand is seen within a watch event and
+applied back on the run's next tick. Status is a merge patch.
 
     kopf run -m agentrun.operator.handlers --all-namespaces      (or: agentrun operator)
 """
@@ -11,8 +12,8 @@ idempotent: create-if-absent by name, delete-if-present, status as a merge patch
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
-import json
 import logging
 import os
 import random
@@ -27,15 +28,21 @@ from pydantic import ValidationError
 
 from agentrun.kube import Credentials, Kube, KubeError, write_pem
 from agentrun.metrics import OperatorMetrics
+from agentrun.operator import apply as applying
 from agentrun.operator import children
-from agentrun.operator.lifecycle import PREPARED, Decision, JobState, Observed, decide
+from agentrun.operator.conditions import conditions
+from agentrun.operator.lifecycle import Decision, JobState, Observed, decide
 from agentrun.spec.crd import GROUP, PLURAL, VERSION
 from agentrun.spec.models import AgentTrainingRun
-from agentrun.spec.status import Condition, Evaluation, Phase, RunStatus
+from agentrun.spec.status import Evaluation, Phase, RunStatus
 
 MANAGED = {"app.kubernetes.io/managed-by": "agentrun-operator"}
+# The kinds of the children the watches index, as kopf names resources: (API group, plural).
+CHILD_RESOURCES = {("batch", "jobs"), ("apps", "deployments"), ("", "services"), ("", "configmaps"),
+                   ("", "serviceaccounts"), ("rbac.authorization.k8s.io", "roles"),
+                   ("rbac.authorization.k8s.io", "rolebindings")}
 RECONCILE_INTERVAL = float(os.environ.get("AGENTRUN_RECONCILE_INTERVAL", "2"))
-IMAGES = children.Images.from_env(os.environ)  # for runs whose spec names no image
+DEFAULTS = children.Defaults.from_env(os.environ)  # for what a run's spec leaves unsaid
 ANNOTATION_PREFIX = GROUP
 TIMER_TICK = "Timer 'periodic' succeeded"
 
@@ -66,6 +73,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.posting.level = logging.WARNING  # Events: our own, not every handler log line
     settings.watching.server_timeout = 300
+    # Only the operator's own children cross the wire, not every Job and ConfigMap of the cluster.
+    settings.watching.label_selectors[is_child_resource] = ",".join(f"{k}={v}" for k, v in MANAGED.items())
     # Every run ticks every few seconds: per-tick INFO lines (kopf's and httpx's) would bury what matters.
     logging.getLogger("kopf.objects").addFilter(lambda record: not record.getMessage().startswith(TIMER_TICK))
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -86,6 +95,10 @@ def close(memo: kopf.Memo, **_: Any) -> None:
     memo.kube.close()
 
 
+def is_child_resource(resource: kopf.Resource) -> bool:
+    return (resource.group, resource.plural) in CHILD_RESOURCES
+
+
 def job_state(status: Mapping[str, Any]) -> tuple[JobState, str]:
     """A Job's state and, when it failed, why (from its Failed condition)."""
     for condition in status.get("conditions") or []:
@@ -102,23 +115,44 @@ def job_state(status: Mapping[str, Any]) -> tuple[JobState, str]:
     return JobState.PENDING, ""
 
 
-@kopf.index("batch", "v1", "jobs", labels=MANAGED)
-def run_jobs(namespace: str, name: str, labels: Mapping[str, str], status: Mapping[str, Any],
-             **_: Any) -> dict[tuple[str, str], tuple[str, JobState, str]]:
-    """(namespace, run) -> (job name, state, failure) for every Job the operator created."""
-    state, failure = job_state(status)
-    return {(namespace, labels.get(children.RUN_LABEL, "")): (name, state, failure)}
+@dataclass(frozen=True)
+class Child:
+    """What the index keeps of one child."""
+
+    kind: str
+    name: str
+    marker: str  # applying.marker: which version of it the cluster holds
+    state: JobState = JobState.ABSENT  # Jobs
+    failure: str = ""  # Jobs that failed: why
+    step: str = ""  # evaluation Jobs: the checkpoint step, or "final"
+    available: bool = False  # Deployments: at least one replica available
 
 
-def observe(names: children.Names, jobs: Any) -> Observed:
-    by_name = {name: (state, failure) for name, state, failure in jobs}
-    state = lambda job: by_name.get(job, (JobState.ABSENT, ""))[0]  # noqa: E731
-    prefix = names.eval(0)[: -len("000000")]
-    evaluations = {int(job[len(prefix):]): s for job, (s, _) in by_name.items()
-                   if job.startswith(prefix) and job[len(prefix):].isdigit()}
-    return Observed(prepare=state(names.prepare), learner=state(names.learner),
-                    learner_failure=by_name.get(names.learner, (JobState.ABSENT, ""))[1],
-                    final=state(names.eval(None)), evaluations=evaluations)
+@kopf.index(is_child_resource, labels=MANAGED, id="run_children")
+def run_children(resource: kopf.Resource, namespace: str, name: str, labels: Mapping[str, str],
+                 body: kopf.Body, status: Mapping[str, Any], **_: Any) -> dict[tuple[str, str], Child]:
+    """(namespace, run) -> every child the operator created, as the watches last saw it."""
+    state, failure = job_state(status) if resource.kind == "Job" else (JobState.ABSENT, "")
+    child = Child(resource.kind, name, applying.marker(body), state, failure, labels.get(children.STEP_LABEL, ""),
+                  available=bool(status.get("availableReplicas")))
+    return {(namespace, labels.get(children.RUN_LABEL, "")): child}
+
+
+def observe(names: children.Names, found: Any) -> tuple[Observed, dict[applying.Key, str]]:
+    """The lifecycle's view of a run's children, and the version markers `apply` compares."""
+    jobs = {child.name: child for child in found if child.kind == "Job"}
+    state = lambda job: jobs[job].state if job in jobs else JobState.ABSENT  # noqa: E731
+    evaluations = {int(child.step): child.state for child in jobs.values() if child.step.isdigit()}
+    serving_ready = any(child.kind == "Deployment" and child.name == names.serve and child.available
+                        for child in found)
+    observed = Observed(prepare=state(names.prepare), learner=state(names.learner),
+                        learner_failure=jobs[names.learner].failure if names.learner in jobs else "",
+                        final=state(names.eval(None)), evaluations=evaluations, serving_ready=serving_ready)
+    return observed, {(child.kind, child.name): child.marker for child in found}
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def summary_keys(evaluation: Evaluation) -> dict[str, float | int | str]:
@@ -127,31 +161,6 @@ def summary_keys(evaluation: Evaluation) -> dict[str, float | int | str]:
               "mean_reward": evaluation.reward, "sources_accuracy": evaluation.sources_accuracy,
               "mean_turns": evaluation.turns, "latency_p50_seconds": evaluation.latency_p50_seconds}
     return {key: value for key, value in values.items() if value is not None}
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def conditions(old: list[Condition], decision: Decision, generation: int) -> list[dict[str, Any]]:
-    """The run's conditions after `decision`; a condition's transition time moves only when its status does."""
-    wanted = {
-        PREPARED: ("True", "Prepared", "dataset and base model are on the volume") if decision.prepared
-        else ("False", decision.reason, decision.message),
-        "Training": ("True", decision.reason, decision.message) if decision.phase == Phase.RUNNING
-        else ("False", decision.reason, decision.message),
-        "Succeeded": ("True" if decision.phase == Phase.SUCCEEDED else "False", decision.reason, decision.message),
-        "Failed": ("True" if decision.phase == Phase.FAILED else "False", decision.reason, decision.message),
-    }
-    previous = {c.type: c for c in old}
-    result = []
-    for kind, (status, reason, message) in wanted.items():
-        before = previous.get(kind)
-        changed = before is None or before.status != status
-        result.append({"type": kind, "status": status, "reason": reason, "message": message,
-                       "lastTransitionTime": now() if changed else before.last_transition_time,  # type: ignore[union-attr]
-                       "observedGeneration": generation})
-    return result
 
 
 @dataclass(frozen=True)
@@ -170,8 +179,8 @@ class Desired:
     def build(cls, run: AgentTrainingRun, owner: children.Owner) -> Desired:
         pvc = children.pvc(run, owner)
         base = (*([pvc] if pvc else []), *children.workload_rbac(owner), children.spec_config_map(run, owner))
-        return cls(run, owner, base, children.prepare_job(run, owner, IMAGES),
-                   tuple(children.workloads(run, owner, IMAGES)))
+        return cls(run, owner, base, children.prepare_job(run, owner, DEFAULTS),
+                   tuple(children.workloads(run, owner, DEFAULTS)))
 
 
 reconciling: dict[str, threading.Lock] = {}  # run uid -> held while a reconcile of that run runs
@@ -193,92 +202,71 @@ def desired_for(spec: Mapping[str, Any], meta: Mapping[str, Any], kind: str, nam
     return built
 
 
-# (run uid, kind, name) -> fingerprint of what this process last applied: a reconcile with nothing to
-# change makes no API calls. Jobs are not remembered here: the job index is their truth. After a restart
-# the map is empty and one round of create calls answers 409 for what exists.
-applied: dict[tuple[str, str, str], str] = {}
+# run uid -> what this process last applied of each kept child. After a restart it is empty, and one
+# apply per child (a no-op where nothing drifted) refills it.
+applied: dict[str, dict[applying.Key, applying.Applied]] = {}
 
 
-def apply(kube: Kube, want: Desired, decision: Decision, observed: Observed) -> None:
-    """Make the children match the decision: create what is missing, delete what must go."""
+def plan(want: Desired, decision: Decision, observed: Observed) -> applying.Plan:
+    """Which children the decision keeps, creates and removes."""
     run, owner = want.run, want.owner
-    names = children.Names(owner.name)
-
-    def ensure(obj: dict[str, Any]) -> None:
-        key = (owner.uid, obj["kind"], obj["metadata"]["name"])
-        fingerprint = json.dumps(obj.get("data"), sort_keys=True)
-        if applied.get(key) == fingerprint:
-            return
-        if kube.create(obj):
-            metrics.children_created.labels(owner.namespace, owner.name, obj["kind"]).inc()
-        elif obj["kind"] == "ConfigMap":  # it exists, maybe from an older spec (suspend, ...): pods read it
-            kube.merge_patch("v1", "ConfigMap", owner.namespace, names.spec, {"data": obj["data"]})
-        applied[key] = fingerprint
-
-    def ensure_job(obj: dict[str, Any], state: JobState) -> None:
-        if state == JobState.ABSENT and kube.create(obj):
-            metrics.children_created.labels(owner.namespace, owner.name, "Job").inc()
-
-    def remove(obj: dict[str, Any]) -> None:
-        applied.pop((owner.uid, obj["kind"], obj["metadata"]["name"]), None)
-        kube.delete(obj["apiVersion"], obj["kind"], owner.namespace, obj["metadata"]["name"])
-
+    keep: list[dict[str, Any]] = []
+    create: list[dict[str, Any]] = []
+    remove: list[dict[str, Any]] = []
     if not decision.terminal:
         for obj in want.base:
-            ensure(obj)
+            (create if obj["kind"] == "PersistentVolumeClaim" else keep).append(obj)
     if decision.prepare:
-        ensure_job(want.prepare, observed.prepare)
+        create.append(want.prepare)
     if decision.workloads:
         for obj in want.workloads:
-            if obj["kind"] == "Job":
-                ensure_job(obj, observed.learner)
-            else:
-                ensure(obj)
-    for step in decision.evaluations:
-        ensure_job(children.evaluation_job(run, owner, step, IMAGES),
-                   observed.evaluations.get(step, JobState.ABSENT))
+            (create if obj["kind"] == "Job" else keep).append(obj)
+    create += [children.evaluation_job(run, owner, step, DEFAULTS) for step in decision.evaluations]
     if decision.final:
-        ensure_job(children.evaluation_job(run, owner, None, IMAGES), observed.final)
+        create.append(children.evaluation_job(run, owner, None, DEFAULTS))
     if decision.remove_workloads:
-        for obj in want.workloads:
-            if not (decision.terminal and obj["kind"] == "Job"):  # a finished learner Job is the run's record
-                remove(obj)
+        # a finished learner Job is the run's record
+        remove += [obj for obj in want.workloads if not (decision.terminal and obj["kind"] == "Job")]
     if decision.remove_jobs:
-        remove(want.prepare)
-        for step in observed.evaluations:
-            remove(children.evaluation_job(run, owner, step))
-        if observed.final != JobState.ABSENT:
-            remove(children.evaluation_job(run, owner, None))
+        remove.append(want.prepare)
+        remove += [children.evaluation_job(run, owner, step) for step in observed.evaluations]
+        remove.append(children.evaluation_job(run, owner, None))
+    return applying.Plan(tuple(keep), tuple(create), tuple(remove))
 
 
 def reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any],
-              name: str, namespace: str, patch: kopf.Patch, memo: kopf.Memo, run_jobs: kopf.Index,
+              name: str, namespace: str, patch: kopf.Patch, memo: kopf.Memo, run_children: kopf.Index,
               logger: logging.Logger) -> None:
-    started = time.perf_counter()
-    result = "error"
-    try:
-        # kopf runs a run's timer beside its change handlers: one reconcile of a run at a time.
-        with reconciling.setdefault(meta["uid"], threading.Lock()):
-            _reconcile(body, spec, status, meta, name, namespace, patch, memo.kube, run_jobs, logger)
-        result = "ok"
-    finally:
-        metrics.reconciles.labels(namespace, name, result).inc()
-        metrics.reconcile_seconds.labels(result).observe(time.perf_counter() - started)
+    # kopf runs a run's timer beside its change handlers: one reconcile of a run at a time, and `forget`
+    # waits for the one in flight, so a deleted run's series are not written again after it.
+    with reconciling.setdefault(meta["uid"], threading.Lock()):
+        started = time.perf_counter()
+        result = "error"
+        try:
+            _reconcile(body, spec, status, meta, name, namespace, patch, memo.kube, run_children, logger)
+            result = "ok"
+        finally:
+            metrics.reconciles.labels(namespace, name, result).inc()
+            metrics.reconcile_seconds.labels(result).observe(time.perf_counter() - started)
 
 
 def _reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any],
-               name: str, namespace: str, patch: kopf.Patch, kube: Kube, run_jobs: kopf.Index,
+               name: str, namespace: str, patch: kopf.Patch, kube: Kube, run_children: kopf.Index,
                logger: logging.Logger) -> None:
     current = RunStatus.model_validate({k: v for k, v in status.items() if k in STATUS_KEYS})
     try:
         want = desired_for(spec, meta, body["kind"], name, namespace)
     except ValidationError as exc:  # the CRD's schema admits little the model refuses, but never crash on it
         decision = Decision(Phase.FAILED, "InvalidSpec", str(exc).replace("\n", "; ")[:1024])
+        observed = Observed()
     else:
-        observed = observe(children.Names(name), run_jobs.get((namespace, name), []))
+        observed, found = observe(children.Names(name), run_children.get((namespace, name), []))
         decision = decide(want.run, current, observed)
         try:
-            apply(kube, want, decision, observed)
+            mine = applied.setdefault(meta["uid"], {})
+            for kind in applying.execute(kube, namespace, applying.actions(plan(want, decision, observed), found, mine),
+                                         mine):
+                metrics.children_created.labels(namespace, name, kind).inc()
         except KubeError as exc:
             kopf.event(body, type="Warning", reason="ChildError", message=str(exc)[:1024])
             raise kopf.TemporaryError(str(exc), delay=RECONCILE_INTERVAL) from exc
@@ -295,7 +283,7 @@ def _reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, An
     changes: dict[str, Any] = {
         "phase": decision.phase.value,
         "observedGeneration": generation,
-        "conditions": conditions(current.conditions, decision, generation),
+        "conditions": conditions(current.conditions, decision, observed, generation, now()),
     }
     if current.progress.total_steps != spec.get("training", {}).get("steps"):
         changes["progress"] = {"totalSteps": spec.get("training", {}).get("steps")}
@@ -323,13 +311,13 @@ def periodic(**kwargs: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 def forget(name: str, namespace: str, uid: str, **_: Any) -> None:
     """Children go with the garbage collector (owner references); only this process's memory is ours."""
-    phases.pop((namespace, name), None)
-    evaluations.pop((namespace, name), None)
-    desired.pop(uid, None)
-    reconciling.pop(uid, None)
-    for key in [key for key in applied if key[0] == uid]:
-        del applied[key]
+    with reconciling.pop(uid, None) or contextlib.nullcontext():
+        phases.pop((namespace, name), None)
+        evaluations.pop((namespace, name), None)
+        desired.pop(uid, None)
+        applied.pop(uid, None)
+        metrics.forget(namespace, name)
 
 
 STATUS_KEYS = {field.alias or name for name, field in RunStatus.model_fields.items()}
-RECONCILE_ARGS = ("body", "spec", "status", "meta", "name", "namespace", "patch", "memo", "run_jobs", "logger")
+RECONCILE_ARGS = ("body", "spec", "status", "meta", "name", "namespace", "patch", "memo", "run_children", "logger")

@@ -6,9 +6,8 @@
     spec.suspend -> Suspended (workloads removed, data kept); clearing it goes back through Preparing
     and the learner resumes from the newest checkpoint.
 
-`decide` returns the phase with a reason and the children that must exist or be gone; the handlers
-apply that idempotently (create-if-absent, delete-if-present), so a restart at any point repeats
-nothing and loses nothing.
+`decide` returns the phase with a reason and the children that must exist or be gone; `apply` makes the
+cluster match that idempotently, so a restart at any point repeats nothing and loses nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ class Observed:
     learner_failure: str = ""  # the Job's failure message
     final: JobState = JobState.ABSENT
     evaluations: dict[int, JobState] = field(default_factory=dict)  # by checkpoint step
+    serving_ready: bool = False  # the serving Deployment has an available replica
 
 
 @dataclass(frozen=True)
@@ -110,5 +110,8 @@ def decide(run: AgentTrainingRun, status: RunStatus, observed: Observed) -> Deci
     if observed.learner == JobState.RUNNING:
         return Decision(Phase.RUNNING, "Training", f"step {status.progress.step} of {run.spec.training.steps}",
                         workloads=True, evaluations=evaluations, prepared=True)
+    if status.phase == Phase.RUNNING:  # a pod lost mid-run: its replacement resumes, the run keeps running
+        return Decision(Phase.RUNNING, "LearnerRestarting", "a learner pod is being replaced; it resumes from "
+                        "the newest checkpoint", workloads=True, evaluations=evaluations, prepared=True)
     return Decision(Phase.PREPARING, "StartingWorkloads", "waiting for the server and learner pods",
                     workloads=True, evaluations=evaluations, prepared=True)

@@ -1,6 +1,8 @@
 """The learner Job: GRPO against the run's vLLM Service, DeepSpeed across the Job's pods (torchrun
 starts one process per GPU; rank 0 samples, saves, reports). Always resumes from the newest complete
-checkpoint, so a restarted pod or an unsuspended run continues where it stopped.
+checkpoint, so a restarted pod or an unsuspended run continues where it stopped. It starts beside the
+server, so it first waits for the server's /health (vLLM loads the weights for minutes), bounded by
+spec.learner.serverTimeoutSeconds.
 
     torchrun ... -m agentrun.workloads.learner --resume latest [--metrics-port 9400]
 """
@@ -11,12 +13,18 @@ import argparse
 import os
 from pathlib import Path
 
+import torch
+
 from agentrun import storage
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
+from agentrun.rollout import health
 from agentrun.runner import local
 from agentrun.trainer.loop import StepRecord
 from agentrun.workloads.context import Workload
+
+
+SERVER_POLL_SECONDS = 2.0
 
 
 class StatusReporter:
@@ -48,12 +56,18 @@ def main() -> None:
     run, layout = workload.run, workload.layout
     if not workload.server_url:
         raise SystemExit("AGENTRUN_SERVER_URL not set: the learner samples from the run's vLLM Service")
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():  # before any weights load: each rank on its own GPU, not all on GPU 0
+        torch.cuda.set_device(local_rank)
+    timeout = run.spec.learner.server_timeout_seconds
+    print(f"waiting up to {timeout} s for the server at {health.health_url(workload.server_url)}", flush=True)
+    health.wait_healthy(workload.server_url, timeout, poll=SERVER_POLL_SECONDS)
     dataset_dir = layout.dataset_dir(run.spec.dataset.name)
     base = local.prepare_base(run, layout, dataset_dir, progress=False)  # cached by the prepare Job
     reporters: list[local.Reporter] = [local.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0:
         reporters.append(StatusReporter(StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name)))
-    if args.metrics_port:
+    if args.metrics_port and rank == 0:  # one metrics server per pod: the ranks would share its port
         reporters.append(local.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
                                                addr="0.0.0.0"))
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
