@@ -160,3 +160,52 @@ def test_deleting_a_run_removes_its_operator_series(
     kube.kubectl("delete", "atr", "gone", "-n", ns)
     kube.wait_for(lambda: f'namespace="{ns}"' not in operator.metrics(), timeout=TIMEOUT,
                   what="every series of the deleted run gone")
+
+
+def run_pods(kube: KubeAccess, ns: str) -> dict[str, dict[str, Any]]:
+    """component -> one of its pods (kwok runs them all)."""
+    return {p["metadata"]["labels"].get(children.COMPONENT_LABEL, ""): p for p in kube.get("pods", namespace=ns)["items"]}
+
+
+def test_spec_pods_places_every_pod_and_gives_it_env_from_a_secret(
+    kube: KubeAccess, operator: Operator, namespace: Callable[[str], str]
+) -> None:
+    ns = namespace("placed")
+    kube.kubectl("create", "secret", "generic", "hf", "-n", ns, "--from-literal=token=hf_secret")
+    pods = {"all": {"nodeSelector": {"kubernetes.io/hostname": "kwok-node-1"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "imagePullSecrets": ["registry"],
+                    "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}]},
+            "learner": {"env": [{"name": "NCCL_DEBUG", "value": "INFO"}]}}
+    start_run(kube, ns, "placed", pods=pods)
+    found = kube.wait_for(lambda: (p := run_pods(kube, ns)).keys() >= {"prepare", "serve", "learner"} and p,
+                          timeout=TIMEOUT, what="the run's pods")
+    for component in ("prepare", "serve", "learner"):
+        spec = found[component]["spec"]
+        assert spec["nodeName"] == "kwok-node-1", component
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        assert spec["imagePullSecrets"] == [{"name": "registry"}]
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
+        assert ("NCCL_DEBUG" in env) == (component == "learner")
+    assert "hf_secret" not in json.dumps(kube.get("atr", "placed", namespace=ns))  # by reference only
+
+
+def test_a_read_write_once_claim_puts_every_pod_of_the_run_on_one_node(
+    kube: KubeAccess, operator: Operator, namespace: Callable[[str], str]
+) -> None:
+    ns = namespace("rwo")
+    start_run(kube, ns, "single", storage={"pvc": {"size": "10Gi", "accessMode": "ReadWriteOnce"}},
+              training={"steps": 4, "checkpointEvery": 2}, evaluation={"everySteps": 2, "limit": 50})
+    assert kube.get("pvc", "single-data", namespace=ns)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    with client_for(kube.service_account_kubeconfig(ns, "single-workload", create=False)) as client:
+        assert StatusWriter(client, ns, "single").progress(step=2, latestCheckpoint="step-000002")
+    found = kube.wait_for(lambda: (p := run_pods(kube, ns)).keys() >= {"prepare", "serve", "learner", "eval"} and p,
+                          timeout=TIMEOUT, what="pods of every component")
+    # the pods that mount the claim at the same time (the prepare pod ended before they started)
+    together = {c: p["spec"].get("nodeName") for c, p in found.items() if c in ("serve", "learner", "eval")}
+    assert len(set(together.values())) == 1, together
+    for component, pod in found.items():  # what holds them together, not luck on two nodes
+        (term,) = pod["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term == {"labelSelector": {"matchLabels": {children.RUN_LABEL: "single"}},
+                        "topologyKey": "kubernetes.io/hostname"}, component

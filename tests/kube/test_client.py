@@ -1,0 +1,82 @@
+"""agentrun.kube, the operator's and the workloads' REST client, against the real API server: server-side
+apply, resource names from discovery, and a projected token read anew at each request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentrun.kube import Credentials, Kube, KubeError
+from tests.kube.cluster import KubeAccess
+
+
+@pytest.fixture
+def ns(kube: KubeAccess) -> Iterator[str]:
+    name = f"client-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def admin(kube: KubeAccess) -> Kube:
+    """The client authenticated with the kubeconfig's own client certificate."""
+    config = json.loads(kube.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    folder = Path(kube.kubeconfig).parent
+    cert, key = folder / "client-test.crt", folder / "client-test.key"
+    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    key.write_bytes(base64.b64decode(user["client-key-data"]))
+    return Kube(Credentials(server=cluster["server"], ca_data=base64.b64decode(cluster["certificate-authority-data"]).decode(),
+                            cert_path=str(cert), key_path=str(key)))
+
+
+def config_map(ns: str, value: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "namespace": ns},
+            "data": {"owned": value}}
+
+
+def test_apply_creates_changes_nothing_when_equal_and_forces_its_fields_back(kube: KubeAccess, ns: str) -> None:
+    with admin(kube) as client:
+        created = client.apply(config_map(ns, "1"))
+        again = client.apply(config_map(ns, "1"))
+        assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]  # a no-op write
+        kube.kubectl("patch", "configmap", "applied", "-n", ns, "--type=merge",
+                     "-p", '{"data":{"owned":"edited","theirs":"kept"}}')
+        restored = client.apply(config_map(ns, "1"))
+        assert restored["data"] == {"owned": "1", "theirs": "kept"}  # fields it does not set stay someone else's
+        managers = {m["manager"] for m in restored["metadata"]["managedFields"] if m["operation"] == "Apply"}
+        assert managers == {"agentrun-operator"}
+
+
+def test_resource_names_come_from_discovery_and_an_unknown_kind_names_itself(kube: KubeAccess) -> None:
+    with admin(kube) as client:
+        assert client.resource("apps/v1", "Deployment") == "deployments"
+        assert client.resource("batch/v1", "Job") == "jobs"
+        assert client.resource("rbac.authorization.k8s.io/v1", "RoleBinding") == "rolebindings"
+        with pytest.raises(KubeError, match="no kind Widget in apps/v1"):
+            client.resource("apps/v1", "Widget")
+
+
+def test_a_token_file_is_read_at_every_request(kube: KubeAccess, ns: str, tmp_path: Path) -> None:
+    def token_of(account: str) -> str:
+        config = json.loads(kube.service_account_kubeconfig(ns, account).read_text())
+        return config["users"][0]["user"]["token"]
+
+    cluster = json.loads(kube.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
+    cluster = cluster["clusters"][0]["cluster"]
+    token = tmp_path / "token"
+    token.write_text(token_of("first"))
+    client = Kube(Credentials(server=cluster["server"], token_path=str(token),
+                              ca_data=base64.b64decode(cluster["certificate-authority-data"]).decode()))
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    with client:
+        whoami = lambda: client.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",  # noqa: E731
+                                        json=review)["status"]["userInfo"]["username"]
+        assert whoami() == f"system:serviceaccount:{ns}:first"
+        token.write_text(token_of("second"))  # kubelet rotated the projected token
+        assert whoami() == f"system:serviceaccount:{ns}:second"
