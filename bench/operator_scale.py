@@ -1,6 +1,8 @@
 """Operator at scale: N AgentTrainingRuns applied at once to a throwaway control plane with kwok nodes;
-time until every run is Running, reconcile duration p50/p99 (from the operator's own histogram) and the
-operator's peak RSS.
+time until every run is Running, reconcile duration p50/p99 (from the operator's own histogram), the
+operator's peak RSS, and what the runs cost once idle: writes to the operator's kinds per run per minute,
+counted by the API server itself (`apiserver_request_total`; the controllers write only the status
+subresources of Jobs and Deployments, which are left out).
 
     PYTHONPATH=. python bench/operator_scale.py --runs 200 --out bench/results/operator_scale.json
 
@@ -77,10 +79,31 @@ def cpu_seconds(pid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
+WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+OPERATOR_KINDS = {"agenttrainingruns", "jobs", "deployments", "services", "configmaps", "serviceaccounts", "roles",
+                  "rolebindings", "persistentvolumeclaims", "events"}
+
+
+def operator_writes(cluster: Cluster) -> float:
+    """Writes the API server has counted to the kinds the operator writes (runs' status included)."""
+    total = 0.0
+    for family in text_string_to_metric_families(cluster.kubectl("get", "--raw", "/metrics").stdout):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_total") and labels.get("verb") in WRITES
+                    and labels.get("resource") in OPERATOR_KINDS
+                    and (not labels.get("subresource") or labels.get("resource") == "agenttrainingruns")):
+                total += sample.value
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--idle-seconds", type=float, default=60, help="how long to count the idle runs' writes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "operator_scale.json")
     args = parser.parse_args()
     stages = Path(tempfile.mkdtemp(prefix="agentrun-bench-")) / "stages.yaml"
@@ -107,6 +130,12 @@ def main() -> None:
                 samples.append((round(time.perf_counter() - started, 2), running))
                 time.sleep(1)  # a sampling period of the measurement, not a wait for a condition
             all_running = time.perf_counter() - started
+            before, idle_started = operator_writes(cluster), time.perf_counter()
+            if not before:  # creating the runs and their children wrote hundreds
+                raise RuntimeError("no writes counted: the API server's apiserver_request_total was not read")
+            time.sleep(args.idle_seconds)  # the measurement window itself
+            idle_writes = operator_writes(cluster) - before
+            idle_minutes = (time.perf_counter() - idle_started) / 60
             buckets = reconcile_buckets(operator.metrics())
             assert operator.process is not None
             result = {
@@ -114,6 +143,7 @@ def main() -> None:
                 "runs": args.runs, "applied_seconds": round(applied, 2),
                 "all_running_seconds": round(all_running, 2) if running == args.runs else None,
                 "running_at_end": running, "reconciles": buckets[-1][1],
+                "idle_writes_per_run_per_minute": round(idle_writes / args.runs / idle_minutes, 3),
                 "reconcile_p50_seconds": round(quantile(buckets, 0.5), 4),
                 "reconcile_p99_seconds": round(quantile(buckets, 0.99), 4),
                 "operator_peak_rss_mb": round(peak_rss_mb(operator.process.pid), 1),
