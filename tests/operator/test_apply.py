@@ -13,8 +13,8 @@ CLAIM = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name
 KEY = ("Deployment", "r-serve")
 
 
-def applied_at(marker: str, obj: dict[str, Any] = DEPLOYMENT) -> dict[apply.Key, apply.Applied]:
-    return {apply.key(obj): apply.Applied(apply.fingerprint(obj), marker)}
+def applied_at(marker: str, obj: dict[str, Any] = DEPLOYMENT, seen: bool = True) -> dict[apply.Key, apply.Applied]:
+    return {apply.key(obj): apply.Applied(apply.fingerprint(obj), marker, seen)}
 
 
 def test_a_child_as_last_applied_costs_no_call() -> None:
@@ -24,6 +24,16 @@ def test_a_child_as_last_applied_costs_no_call() -> None:
 
 def test_a_deleted_child_is_applied_again_and_counts_as_created() -> None:
     assert apply.actions(apply.Plan(keep=(DEPLOYMENT,)), {}, applied_at("g3")) == [apply.Apply(DEPLOYMENT, created=True)]
+
+
+def test_a_child_the_watches_have_not_shown_yet_is_not_applied_again() -> None:
+    plan = apply.Plan(keep=(DEPLOYMENT,), create=(JOB,))
+    waiting = {**applied_at("g1", seen=False), **applied_at("", JOB, seen=False)}
+    assert apply.actions(plan, {}, waiting) == []
+    shown = apply.seen(waiting, {KEY: "g1", ("Job", "r-learner"): "r5"})
+    assert all(a.seen for a in shown.values())
+    assert apply.actions(plan, {}, shown) == [apply.Apply(DEPLOYMENT, created=True), apply.Create(JOB)]  # now gone
+    assert not apply.seen(waiting, {KEY: "g0"})[KEY].seen  # an older version than the one applied
 
 
 def test_a_child_edited_by_someone_else_is_applied_again() -> None:
@@ -40,7 +50,7 @@ def test_a_changed_spec_is_applied_and_so_is_everything_after_a_restart() -> Non
 def test_jobs_and_the_claim_are_created_once_and_never_changed() -> None:
     plan = apply.Plan(create=(JOB, CLAIM))
     assert apply.actions(plan, {}, {}) == [apply.Create(JOB), apply.Create(CLAIM)]
-    assert apply.actions(plan, {("Job", "r-learner"): "r1"}, applied_at("", CLAIM)) == []
+    assert apply.actions(plan, {("Job", "r-learner"): "r1"}, applied_at("", CLAIM, seen=False)) == []
 
 
 def test_only_present_children_are_deleted() -> None:

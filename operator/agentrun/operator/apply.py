@@ -6,8 +6,9 @@ Level-triggered and cheap when idle. Every kept child (Deployment, Services, Con
 server-side applied whenever the cluster's copy is not the one this process last applied: absent
 (deleted by hand), moved (edited: its generation, or for kinds without one its resourceVersion, differs
 from what the last apply answered) or superseded (the spec changed what it should be). A run whose
-children are as applied costs no API call. Jobs are records, created once and never changed (their pod
-template is immutable); the claim is created once and left alone (deleting it would lose the data).
+children are as applied costs no API call, and neither does a child the watches have not reported yet.
+Jobs are records, created once (again only after the watches showed one gone) and never changed (their
+pod template is immutable); the claim is created once and left alone (deleting it would lose the data).
 """
 
 from __future__ import annotations
@@ -30,10 +31,19 @@ class ChildApi(Protocol):
 
 @dataclass(frozen=True)
 class Applied:
-    """What this process last applied of a child, and the cluster's version marker that apply answered."""
+    """What this process last applied or created of a child, the version marker the API server answered,
+    and whether a watch event has shown that version since: until one has, a child missing from the
+    watches is one they have not reported yet, not one someone deleted."""
 
     fingerprint: str
     marker: str
+    seen: bool = False
+
+
+def seen(applied: Mapping[Key, Applied], cluster: Mapping[Key, str]) -> dict[Key, Applied]:
+    """`applied` with every child the watches now show marked seen."""
+    return {k: Applied(a.fingerprint, a.marker, True) if not a.seen and k in cluster
+            and (cluster[k] == a.marker or not a.marker) else a for k, a in applied.items()}
 
 
 @dataclass(frozen=True)
@@ -87,11 +97,15 @@ def actions(plan: Plan, cluster: Mapping[Key, str], applied: Mapping[Key, Applie
     result: list[Action] = []
     for obj in plan.keep:
         last = applied.get(key(obj))
-        stale = last is None or last.fingerprint != fingerprint(obj) or cluster.get(key(obj)) != last.marker
+        shown = cluster.get(key(obj))
+        stale = (last is None or last.fingerprint != fingerprint(obj)
+                 or (shown is None and last.seen)  # deleted
+                 or (shown is not None and shown != last.marker))  # edited by someone else
         if stale:
-            result.append(Apply(obj, created=key(obj) not in cluster))
+            result.append(Apply(obj, created=shown is None))
     for obj in plan.create:
-        if key(obj) not in cluster and key(obj) not in applied:
+        last = applied.get(key(obj))
+        if key(obj) not in cluster and (last is None or last.seen):
             result.append(Create(obj))
     for obj in plan.remove:
         if key(obj) in cluster or key(obj) in applied:
@@ -112,8 +126,7 @@ def execute(api: ChildApi, namespace: str, todo: Iterable[Action], applied: Muta
             case Create(obj):
                 if api.create(obj):
                     created.append(obj["kind"])
-                if obj["kind"] != "Job":  # the watch reports Jobs; the claim is not watched
-                    applied[key(obj)] = Applied(fingerprint(obj), "")
+                applied[key(obj)] = Applied(fingerprint(obj), "")  # the claim is not watched: never seen
             case Delete(api_version, kind, name):
                 applied.pop((kind, name), None)
                 api.delete(api_version, kind, namespace, name)

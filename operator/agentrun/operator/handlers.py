@@ -263,7 +263,7 @@ def _reconcile(body: kopf.Body, spec: Mapping[str, Any], status: Mapping[str, An
         observed, found = observe(children.Names(name), run_children.get((namespace, name), []))
         decision = decide(want.run, current, observed)
         try:
-            mine = applied.setdefault(meta["uid"], {})
+            mine = applied[meta["uid"]] = applying.seen(applied.get(meta["uid"], {}), found)
             for kind in applying.execute(kube, namespace, applying.actions(plan(want, decision, observed), found, mine),
                                          mine):
                 metrics.children_created.labels(namespace, name, kind).inc()
