@@ -16,6 +16,7 @@ the one cluster of the session (it lives on ``config.stash``, counted by user).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,12 @@ def kube(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         state["users"] -= 1
         if state["users"] == 0:
             _stop(state.pop("cluster"))
+
+
+@pytest.fixture
+def ns(kube: KubeAccess, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test's module, deleted when the test ends."""
+    name = f"{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}-{uuid.uuid4().hex[:8]}".replace("_", "-")
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentrun.kube import Credentials, Kube, KubeError
 from tests.kube.cluster import KubeAccess
-
-
-@pytest.fixture
-def ns(kube: KubeAccess) -> Iterator[str]:
-    name = f"client-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def admin(kube: KubeAccess) -> Kube:

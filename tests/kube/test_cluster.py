@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.kube.cluster import BUILD_SCRIPT, GPU_RESOURCE, Cluster, KubeAccess
-
-
-@pytest.fixture
-def ns(kube: KubeAccess) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:
