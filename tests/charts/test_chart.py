@@ -4,6 +4,7 @@ to see no Forbidden, and no more (no Secrets, no Pods, nothing cluster-wide it d
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -42,10 +43,12 @@ def cluster_object(cluster: KubeAccess, kind: str, name: str) -> bool:
     return cluster.kubectl("get", kind, name, check=False).returncode == 0
 
 
-def render(helm: Path, *sets: str) -> list[dict[str, Any]]:
+def render(helm: Path, *sets: str, set_json: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
     args = ["template", "agentrun", str(CHART), "--namespace", "agentrun-system"]
     for value in sets:
         args += ["--set", value]
+    for value in set_json:
+        args += ["--set-json", value]
     result = helm_cmd(helm, *args)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -125,6 +128,19 @@ def test_an_all_digit_tag_from_set_is_the_tag_as_written(helm: Path) -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRUN_TRAINER_IMAGE"] == "ghcr.io/agentrun/trainer:0123"
     assert env["AGENTRUN_SERVING_IMAGE"] == "ghcr.io/agentrun/serving:7"
+
+
+def test_run_pod_defaults_from_the_values_reach_the_operator_as_it_reads_them(helm: Path) -> None:
+    pods = {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}]}
+    (deployment,) = by_kind(render(helm, set_json=[f"runPods={json.dumps(pods)}"]), "Deployment")
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    defaults = children.Defaults.from_env(env).pods
+    assert defaults.tolerations[0].key == "nvidia.com/gpu"
+    assert defaults.env[0].value_from is not None and defaults.env[0].value_from.secret_key_ref is not None
+    assert defaults.env[0].value_from.secret_key_ref.name == "hf"
+    (plain,) = by_kind(render(helm), "Deployment")
+    assert "AGENTRUN_RUN_PODS" not in {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
 def test_single_namespace_mode_grants_roles_only_in_the_listed_namespaces(helm: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,9 +57,23 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
     checkpoints = layout.checkpoints_dir("pods")
     assert checkpoints.is_dir()  # vLLM's filesystem resolver refuses to start on a missing directory
     server_args = ["--model", str(tiny_dir), "--adapters-dir", str(checkpoints), "--log-level", "warning"]
-    with background.ProcessServer("agentrun.serving.cli", server_args) as server:
-        env["AGENTRUN_SERVER_URL"] = server.base_url
-        run_workload("learner", env, "--resume", "latest")
+    # On a cluster the learner starts beside the server, which loads for minutes: it must wait, not fail.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env["AGENTRUN_SERVER_URL"] = f"http://127.0.0.1:{port}/v1"
+    learner = subprocess.Popen([sys.executable, "-m", "agentrun.workloads.learner", "--resume", "latest"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert learner.stdout is not None
+    before, line = [], ""
+    for line in learner.stdout:  # blocks until the learner says what it is doing (or exits)
+        if line.startswith("waiting up to"):
+            break
+        before.append(line)
+    assert line == f"waiting up to 1800 s for the server at http://127.0.0.1:{port}/health\n", "".join(before)
+    with background.ProcessServer("agentrun.serving.cli", server_args, port=port):
+        output, _ = learner.communicate(timeout=600)
+        assert learner.returncode == 0, output[-4000:]
         steps = [json.loads(line) for line in (layout.run_dir("pods") / "steps.jsonl").read_text().splitlines()]
         assert [s["step"] for s in steps] == [1, 2]
         assert steps[1]["model"] == "step-000001"  # sampled from the resolver-loaded adapter
