@@ -43,6 +43,8 @@ class Credentials:
     ca_path: str | None = None
     cert_path: str | None = None
     key_path: str | None = None
+    cert_data: str | None = None  # PEM, instead of cert_path/key_path
+    key_data: str | None = None
     insecure: bool = False
 
 
@@ -69,6 +71,8 @@ class Kube:
             verify = ssl.create_default_context(cafile=credentials.ca_path, cadata=credentials.ca_data)
         if credentials.cert_path and isinstance(verify, ssl.SSLContext):
             verify.load_cert_chain(credentials.cert_path, credentials.key_path)
+        elif credentials.cert_data and isinstance(verify, ssl.SSLContext):
+            load_pem_chain(verify, credentials.cert_data, credentials.key_data or "")
         headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
         auth = TokenFile(Path(credentials.token_path)) if credentials.token_path else None
         self.client = httpx.Client(base_url=credentials.server, verify=verify, headers=headers, auth=auth,
@@ -170,9 +174,12 @@ class Kube:
         return True
 
 
-def write_pem(data: str) -> str:
-    """A PEM string as a private temporary file (ssl wants paths for client certificates)."""
-    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
-    with handle:
-        handle.write(data)
-    return handle.name
+def load_pem_chain(context: ssl.SSLContext, cert: str, key: str) -> None:
+    """A client certificate and key given as PEM: ssl reads them only from files, so they are written into
+    a private temporary directory for that one call and are gone when it returns."""
+    with tempfile.TemporaryDirectory(prefix="agentrun-tls-") as folder:  # mode 0700
+        cert_file, key_file = Path(folder) / "tls.crt", Path(folder) / "tls.key"
+        cert_file.write_text(cert)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        context.load_cert_chain(str(cert_file), str(key_file))

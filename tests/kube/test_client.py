@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,13 @@ from tests.kube.cluster import KubeAccess
 
 
 def admin(kube: KubeAccess) -> Kube:
-    """The client authenticated with the kubeconfig's own client certificate."""
+    """The client authenticated with the kubeconfig's own client certificate, given as PEM (as kopf's login
+    hands it to the operator): no copy of the key is left on disk."""
     config = json.loads(kube.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
-    folder = Path(kube.kubeconfig).parent
-    cert, key = folder / "client-test.crt", folder / "client-test.key"
-    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-    key.write_bytes(base64.b64decode(user["client-key-data"]))
-    return Kube(Credentials(server=cluster["server"], ca_data=base64.b64decode(cluster["certificate-authority-data"]).decode(),
-                            cert_path=str(cert), key_path=str(key)))
+    pem = lambda field: base64.b64decode(field).decode()  # noqa: E731
+    return Kube(Credentials(server=cluster["server"], ca_data=pem(cluster["certificate-authority-data"]),
+                            cert_data=pem(user["client-certificate-data"]), key_data=pem(user["client-key-data"])))
 
 
 def config_map(ns: str, value: str) -> dict[str, object]:
@@ -70,3 +69,9 @@ def test_a_token_file_is_read_at_every_request(kube: KubeAccess, ns: str, tmp_pa
         assert whoami() == f"system:serviceaccount:{ns}:first"
         token.write_text(token_of("second"))  # kubelet rotated the projected token
         assert whoami() == f"system:serviceaccount:{ns}:second"
+
+
+def test_a_client_certificate_given_as_pem_leaves_no_file_behind(kube: KubeAccess) -> None:
+    with admin(kube) as client:
+        assert client.resource("v1", "ConfigMap") == "configmaps"  # authenticated: discovery answered
+    assert not list(Path(tempfile.gettempdir()).glob("agentrun-tls-*"))

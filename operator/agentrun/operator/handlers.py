@@ -26,7 +26,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from agentrun.kube import Credentials, Kube, KubeError, write_pem
+from agentrun.kube import Credentials, Kube, KubeError
 from agentrun.metrics import OperatorMetrics
 from agentrun.operator import apply as applying
 from agentrun.operator import children
@@ -59,11 +59,10 @@ def credentials(info: kopf.ConnectionInfo) -> Credentials:
         return base64.b64decode(data).decode() if data else None
 
     cert, key = info.certificate_path, info.private_key_path
-    if info.certificate_data and not cert:
-        cert, key = write_pem(pem(info.certificate_data) or ""), write_pem(pem(info.private_key_data) or "")
     return Credentials(server=info.server, token=info.token, ca_data=pem(info.ca_data),
                        ca_path=str(info.ca_path) if info.ca_path else None, cert_path=str(cert) if cert else None,
-                       key_path=str(key) if key else None, insecure=bool(info.insecure))
+                       key_path=str(key) if key else None, cert_data=pem(info.certificate_data),
+                       key_data=pem(info.private_key_data), insecure=bool(info.insecure))
 
 
 @kopf.on.startup()
