@@ -1,5 +1,5 @@
 """The children of an AgentTrainingRun (DESIGN §5) as plain manifest dicts: spec in, dicts out, no API
-calls, so every field is testable without a cluster. The handlers only create, patch and delete them.
+calls, so every field is testable without a cluster. `apply` applies, creates and deletes them.
 
     <run>-data            PVC with the storage layout (unless spec.storage.pvc.existingClaim)
     <run>-spec            ConfigMap: the run's manifest, read by every workload pod
