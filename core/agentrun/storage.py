@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentrun.mailbox.schema import EMAILS_DB
+from agentrun.spec.models import BUILTIN_PREFIX
 
 DEFAULT_LOCAL_ROOT = Path(".agentrun")
 SCENARIOS_PARQUET = "scenarios.parquet"
@@ -45,6 +46,17 @@ class Layout:
 
     def run_dir(self, run: str) -> Path:
         return self.root / "runs" / run
+
+    def run_base(self, run: str) -> Path:
+        """A cluster run's link to a base model built on the volume (builtin:tiny's bootstrap under
+        `models/`): the prepare Job writes it, and the server loads and names the base by this path."""
+        return self.run_dir(run) / "base"
+
+    def served_base(self, run: str, base: str) -> str:
+        """What a cluster run's server is given as `base`, which is also the model name requests use and
+        adapters record: a builtin as `run_base` (its directory is known only once it is built), a hub id
+        or directory as written."""
+        return str(self.run_base(run)) if base.startswith(BUILTIN_PREFIX) else base
 
     def run_json(self, run: str) -> Path:
         return self.run_dir(run) / "run.json"

@@ -94,6 +94,7 @@ def test_the_default_install_is_two_peered_non_root_replicas_with_least_privileg
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRUN_TRAINER_IMAGE"] == f"ghcr.io/agentrun/trainer:{APP_VERSION}"
     assert env["AGENTRUN_SERVING_IMAGE"] == f"ghcr.io/agentrun/serving:{APP_VERSION}"
+    assert env["AGENTRUN_SERVING_CPU_IMAGE"] == f"ghcr.io/agentrun/serving-cpu:{APP_VERSION}"
     assert children.Defaults.from_env(env) == children.Defaults()  # the chart and the operator agree on defaults
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -121,13 +122,15 @@ def test_the_default_install_is_two_peered_non_root_replicas_with_least_privileg
 
 def test_an_all_digit_tag_from_set_is_the_tag_as_written(helm: Path) -> None:
     # skaffold's default tagger makes short commit hashes, and one of digits only reaches helm as an integer
-    objects = render(helm, "images.operator.tag=2464676", "images.trainer.tag=0123", "images.serving.tag=7")
+    objects = render(helm, "images.operator.tag=2464676", "images.trainer.tag=0123", "images.serving.tag=7",
+                     "images.servingCpu.tag=8")
     (deployment,) = by_kind(objects, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/agentrun/operator:2464676"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRUN_TRAINER_IMAGE"] == "ghcr.io/agentrun/trainer:0123"
     assert env["AGENTRUN_SERVING_IMAGE"] == "ghcr.io/agentrun/serving:7"
+    assert env["AGENTRUN_SERVING_CPU_IMAGE"] == "ghcr.io/agentrun/serving-cpu:8"
 
 
 def test_run_pod_defaults_from_the_values_reach_the_operator_as_it_reads_them(helm: Path) -> None:

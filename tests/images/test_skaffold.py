@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from agentrun.operator.children import VERSION as APP_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,3 +46,6 @@ def test_a_render_wires_the_built_images_into_the_chart(
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRUN_TRAINER_IMAGE"] == f"ghcr.io/agentrun/trainer:{tag}"
     assert env["AGENTRUN_SERVING_IMAGE"] == f"ghcr.io/agentrun/serving:{tag}"
+    # the cpu profile builds the serving image on vLLM's CPU release: it is also what CPU-served runs get
+    serving_cpu = f"ghcr.io/agentrun/serving:{tag}" if profile == "cpu" else f"ghcr.io/agentrun/serving-cpu:{APP_VERSION}"
+    assert env["AGENTRUN_SERVING_CPU_IMAGE"] == serving_cpu

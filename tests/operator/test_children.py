@@ -64,6 +64,25 @@ def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> 
     assert vllm["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["port"] == 8000
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.85"
+
+
+def test_the_default_manifest_serves_the_tiny_model_the_prepare_job_built_on_a_cpu_build_of_vllm() -> None:
+    quickstart = loading.load_run(ROOT / "examples" / "quickstart.yaml")
+    cpu = quickstart.spec.serving.resources.model_copy(update={"gpus": 0, "memory": "4Gi"})
+    tiny = quickstart.model_copy(update={"spec": quickstart.spec.model_copy(update={
+        "model": quickstart.spec.model.model_copy(update={"max_model_len": 16384}),
+        "serving": quickstart.spec.serving.model_copy(update={"resources": cpu})})})
+    owner = children.Owner(name="quickstart", namespace="team", uid="uid-2")
+    deployment, _ = children.serving(tiny, owner, children.Defaults(serving_cpu="registry.local/serving-cpu:1"))
+    vllm = container(deployment)
+    args = vllm["args"]
+    # the path the prepare Job links (agentrun.workloads.prepare), which the learner names its base by too
+    assert args[:2] == ["serve", "/data/runs/quickstart/base"]
+    assert args[args.index("--max-model-len") + 1] == "4096"  # the tiny model's positions, not the spec's 16384
+    assert "--gpu-memory-utilization" not in args
+    assert vllm["image"] == "registry.local/serving-cpu:1"
+    assert vllm["resources"] == {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
 
 
 def test_the_learner_is_an_indexed_job_that_rendezvouses_at_pod_zero_and_resumes(run) -> None:  # noqa: ANN001
@@ -123,6 +142,8 @@ def test_pods_get_the_operators_images_unless_the_spec_names_one(run) -> None:  
     images = children.Defaults.from_env({"AGENTRUN_TRAINER_IMAGE": "registry.local/trainer:1",
                                        "AGENTRUN_SERVING_IMAGE": "registry.local/serving:1"})
     assert images == children.Defaults(trainer="registry.local/trainer:1", serving="registry.local/serving:1")
+    assert children.Defaults.from_env({"AGENTRUN_SERVING_CPU_IMAGE": "registry.local/serving-cpu:1"}).serving_cpu \
+        == "registry.local/serving-cpu:1"
     assert children.Defaults.from_env({}) == children.Defaults()
     assert children.Defaults().trainer.endswith(f":{children.VERSION}")
     learner_job, _ = children.learner(run, OWNER, images)

@@ -19,6 +19,9 @@ from agentrun.spec.pods import PodsSpec
 API_VERSION = "agentrun.dev/v1alpha1"
 KIND = "AgentTrainingRun"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+BUILTIN_PREFIX = "builtin:"  # a base model agentrun builds itself, on the run's volume or local directory
+TINY = "builtin:tiny"
+TINY_CONTEXT = 4096  # builtin:tiny's positions: a 10-turn episode with search results and emails fits
 
 
 class Metadata(SpecModel):
@@ -42,7 +45,7 @@ IMMUTABLE = "self == oldSelf"
 class ModelSpec(SpecModel):
     base: Annotated[str, Field(min_length=1, max_length=512, json_schema_extra=cel(
         IMMUTABLE, "model.base cannot change after creation: checkpoints are adapters of this base; create a new run"
-    ))] = "builtin:tiny"
+    ))] = TINY
     """Base model: a Hugging Face id (`Qwen/Qwen3-4B`), a local directory in HF layout, or `builtin:tiny`
     (a few-million-parameter model agentrun builds offline, for laptops and CI)."""
     revision: str | None = None
@@ -302,8 +305,9 @@ class ResourcesSpec(SpecModel):
 
 class ServingSpec(SpecModel):
     image: Annotated[str, Field(max_length=512)] | None = None
-    """vLLM server image (cluster mode); unset: the operator's serving image (Helm value `images.serving`).
-    The local runner uses the embedded server instead."""
+    """vLLM server image (cluster mode); unset: the operator's serving image (Helm value `images.serving`),
+    or its CPU build (`images.servingCpu`) when `serving.resources.gpus` is 0. The local runner uses the
+    embedded server instead."""
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     """vLLM Deployment replicas."""
     max_loras: Annotated[int, Field(ge=1, le=64)] = 4

@@ -24,7 +24,7 @@ import yaml
 
 from agentrun import storage
 from agentrun.spec.crd import GROUP, PLURAL
-from agentrun.spec.models import API_VERSION, KIND, AgentTrainingRun, ResourcesSpec
+from agentrun.spec.models import API_VERSION, KIND, TINY, TINY_CONTEXT, AgentTrainingRun, ResourcesSpec
 from agentrun.spec.pods import PodOverrides
 
 DATA_MOUNT = "/data"
@@ -53,6 +53,7 @@ class Defaults:
 
     trainer: str = f"ghcr.io/agentrun/trainer:{VERSION}"
     serving: str = f"ghcr.io/agentrun/serving:{VERSION}"
+    serving_cpu: str = f"ghcr.io/agentrun/serving-cpu:{VERSION}"  # for runs whose server asks for no GPU
     pods: PodOverrides = field(default_factory=PodOverrides)
 
     @classmethod
@@ -62,6 +63,7 @@ class Defaults:
         pods = env.get("AGENTRUN_RUN_PODS")
         return cls(trainer=env.get("AGENTRUN_TRAINER_IMAGE") or default.trainer,
                    serving=env.get("AGENTRUN_SERVING_IMAGE") or default.serving,
+                   serving_cpu=env.get("AGENTRUN_SERVING_CPU_IMAGE") or default.serving_cpu,
                    pods=PodOverrides.model_validate_json(pods) if pods else PodOverrides())
 
 
@@ -307,15 +309,20 @@ def prepare_job(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaul
 
 def serving(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> list[dict[str, Any]]:
     """The vLLM Deployment and its Service. Adapters are found by name in the run's checkpoints through
-    vLLM's filesystem resolver (any replica, after restarts); runtime loading stays enabled too."""
+    vLLM's filesystem resolver (any replica, after restarts); runtime loading stays enabled too. A server
+    that asks for no GPU gets the CPU build of the serving image; builtin:tiny is served from the run's
+    volume, where the prepare Job built it."""
     spec, names = run.spec, Names(owner.name)
     layout = storage.Layout(Path(DATA_MOUNT))
+    on_gpu = spec.serving.resources.gpus > 0
+    # vLLM refuses a max-model-len beyond the model's positions, and the spec's default is a real model's
+    max_model_len = min(spec.model.max_model_len, TINY_CONTEXT) if spec.model.base == TINY else spec.model.max_model_len
     args = [
-        "serve", spec.model.base,
+        "serve", layout.served_base(owner.name, spec.model.base),
         "--port", str(SERVE_PORT),
         "--dtype", spec.model.dtype,
-        "--max-model-len", str(spec.model.max_model_len),
-        "--gpu-memory-utilization", str(spec.serving.gpu_memory_utilization),
+        "--max-model-len", str(max_model_len),
+        *(["--gpu-memory-utilization", str(spec.serving.gpu_memory_utilization)] if on_gpu else []),
         "--enable-lora",
         "--max-loras", str(spec.serving.max_loras),
         "--max-lora-rank", str(max_lora_rank(spec.training.lora.rank)),
@@ -336,7 +343,7 @@ def serving(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
     health = {"httpGet": {"path": "/health", "port": "http"}}
     container = {
         "name": "vllm",
-        "image": spec.serving.image or defaults.serving,
+        "image": spec.serving.image or (defaults.serving if on_gpu else defaults.serving_cpu),
         "command": ["vllm"],
         "args": args,
         "env": env,

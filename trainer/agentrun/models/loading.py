@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from agentrun import storage
 from agentrun.models import tiny
+from agentrun.spec.models import BUILTIN_PREFIX
 
-BUILTIN_PREFIX = "builtin:"
 # builtin name -> directory under <root>/models/; the directory is renamed whenever the shape, the
 # tokenizer or the chat template changes, so that a model cached by an older version is not mistaken
 # for this one (v2: tools rendered as signatures, before the system message).

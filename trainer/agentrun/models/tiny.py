@@ -17,8 +17,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config,
 
 from agentrun import storage
 from agentrun.models import tokenizer as tokenizers
-
-CONTEXT = 4096  # a 10-turn episode with search results and emails stays well under this
+from agentrun.spec.models import TINY_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def config(tokenizer: PreTrainedTokenizerFast, shape: Shape = TINY) -> Qwen3Conf
         num_key_value_heads=shape.kv_heads,
         head_dim=shape.hidden // shape.heads,
         intermediate_size=shape.ffn,
-        max_position_embeddings=CONTEXT,
+        max_position_embeddings=TINY_CONTEXT,
         tie_word_embeddings=True,  # at this size the embedding is a third of the parameters: share it
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,

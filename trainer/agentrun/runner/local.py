@@ -40,12 +40,11 @@ from agentrun.metrics import RunMetrics
 from agentrun.models import loading
 from agentrun.rollout.adapters import AdapterPublisher
 from agentrun.rollout.driver import RolloutDriver
-from agentrun.spec.models import AgentTrainingRun
+from agentrun.spec.models import TINY, AgentTrainingRun
 from agentrun.trainer import demonstrations, sft
 from agentrun.trainer.learner import Learner, LearnerSettings
 from agentrun.trainer.loop import LoopSettings, Publish, StepRecord, StepReporter, TrainingLoop
 
-TINY = "builtin:tiny"
 VALIDATION = "validation"
 SERVER_START_SECONDS = 600  # loading a real base model from disk can take minutes
 

@@ -11,10 +11,9 @@ import click
 from agentrun import storage
 from agentrun.mailbox.schema import MailboxError
 from agentrun.models import loading
+from agentrun.spec.models import TINY
 from agentrun.trainer import demonstrations
 from agentrun.trainer import sft as fine_tuning
-
-TINY = "builtin:tiny"
 
 
 @click.command("sft")

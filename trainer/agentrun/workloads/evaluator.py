@@ -15,6 +15,7 @@ from agentrun.evaluator import benchmark, summary
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
 from agentrun.runner import local
+from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
 
 
@@ -50,7 +51,7 @@ def main() -> None:
             raise SystemExit(f"no intact checkpoint under {layout.checkpoints_dir(name)}")
         step = int(newest.name.removeprefix("step-"))
         scenarios = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
-        base = local.prepare_base(run, layout, dataset_dir, progress=False)
+        base = prepare.prepared_base(run, layout, dataset_dir)
         local.evaluate(run, layout, workload.server_url, dataset_dir, base, 0, evaluation.final_split, scenarios)
         result = local.evaluate(run, layout, workload.server_url, dataset_dir, newest.name, step,
                                 evaluation.final_split, scenarios)

@@ -21,6 +21,7 @@ from agentrun.kube_status import StatusWriter
 from agentrun.rollout import health
 from agentrun.runner import local
 from agentrun.trainer.loop import StepRecord
+from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     print(f"waiting up to {timeout} s for the server at {health.health_url(workload.server_url)}", flush=True)
     health.wait_healthy(workload.server_url, timeout, poll=SERVER_POLL_SECONDS)
     dataset_dir = layout.dataset_dir(run.spec.dataset.name)
-    base = local.prepare_base(run, layout, dataset_dir, progress=False)  # cached by the prepare Job
+    base = prepare.prepared_base(run, layout, dataset_dir)  # built by the prepare Job
     reporters: list[local.Reporter] = [local.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
     if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0:
         reporters.append(StatusReporter(StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name)))
