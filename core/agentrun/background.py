@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 import uvicorn
@@ -87,20 +87,37 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def python_module(module: str, args: Sequence[str]) -> list[str]:
+    """`python -m <module> <args>` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def agentrun_env() -> dict[str, str]:
+    """This process's environment, with a PYTHONPATH that makes a child import agentrun the way this
+    process does, whatever PYTHONPATH it was started with."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+
+
 class ProcessServer:
-    """`python -m <module> <args> --port P` in a child process on `port` (0: a free one); a context manager.
+    """`<command> --port P` in a child process on `port` (0: a free one), with environment `env` (None:
+    this process's); a context manager. `module` makes one of agentrun's own servers.
 
     `pid` lets a benchmark read the server's CPU time.
     """
 
-    def __init__(self, module: str, args: Sequence[str], port: int = 0) -> None:
+    def __init__(self, command: Sequence[str], port: int = 0, env: Mapping[str, str] | None = None) -> None:
         self.port: int = port
         if not port:
             with socket.socket() as probe:  # a free port; the child binds it again a moment later
                 probe.bind(("127.0.0.1", 0))
                 self.port = probe.getsockname()[1]
-        self._command = [sys.executable, "-m", module, *args, "--port", str(self.port)]
+        self._command = [*command, "--port", str(self.port)]
+        self._env = dict(env) if env is not None else None
         self._process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def module(cls, module: str, args: Sequence[str], port: int = 0) -> ProcessServer:
+        return cls(python_module(module, args), port, agentrun_env())
 
     @property
     def base_url(self) -> str:
@@ -113,9 +130,7 @@ class ProcessServer:
         return self._process.pid
 
     def start(self, timeout: float = 120.0) -> Self:
-        # The child imports agentrun the way this process does, whatever PYTHONPATH it was started with.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-        process = self._process = subprocess.Popen(self._command, env=env, preexec_fn=_die_with_parent)
+        process = self._process = subprocess.Popen(self._command, env=self._env, preexec_fn=_die_with_parent)
         try:
             wait_healthy(self.base_url, timeout, alive=lambda: process.poll() is None)
         except BaseException:

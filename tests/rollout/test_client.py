@@ -241,7 +241,10 @@ def test_a_model_s_lone_surrogates_are_sent_back_and_recorded(
     assert trajectory.episode is not None and trajectory.episode.answer == "\ud83d"
     assert trajectory.episode.sources == ["\ud800"] and trajectory.episode.read_invalid_id
     assert [turn.content for turn in trajectory.turns] == ["\ud83d let me search", None, "\udfff"]
-    assert received[1]["messages"][2]["content"] == "\ud83d let me search"  # sent back as the model wrote it
+    # the trajectory keeps what the model wrote; the server gets what its tokenizer can encode (vLLM: 400)
+    assert received[1]["messages"][2]["content"] == "\ufffd let me search"
+    assert received[1]["messages"][2]["tool_calls"][0]["function"]["arguments"] == \
+        '{"keywords": ["\ufffd", "x"], "to_addr": "\ufffd"}'
     for name in ("t.jsonl", "t.jsonl.gz"):
         write_jsonl(tmp_path / name, [trajectory])
         assert read_jsonl(tmp_path / name) == [trajectory]

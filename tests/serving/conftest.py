@@ -1,4 +1,6 @@
-"""The served model for these tests: the builtin tiny model, and LoRA adapters whose output is known.
+"""The served model for these tests: the builtin tiny model, and LoRA adapters whose output is known, on
+both servers the contract holds for: `agentrun serve` (the embedded server) and real vLLM (its CPU build,
+tests/vllm), each serving the model by its directory, as the operator's Deployment serves a run's base.
 
 The tiny model is randomly initialised, so its text is noise; to test tool calls, the fixture teaches a
 LoRA adapter (a few seconds of training) to answer every prompt with one fixed hermes tool call. That
@@ -11,6 +13,7 @@ import json
 import shutil
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,13 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agentrun.models import loading, tiny
 from agentrun import background
+from agentrun.models import loading, tiny
 from agentrun.serving import build
+from agentrun.serving.engine import Engine
+from tests import vllm
 
-BASE = "builtin:tiny"
+BUILTIN = "builtin:tiny"
 TOOL_ADAPTER = "step-000001"  # answers with TOOL_CALL
 OTHER_BASE_ADAPTER = "step-000002"  # the same weights, declared for another base model
 TOOLS: list[dict[str, Any]] = [
@@ -46,20 +51,20 @@ QUESTIONS = ("When is the budget meeting?", "Who sent the report?", "What did Je
 
 
 @pytest.fixture(scope="session")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model's directory: the name both servers serve it by, and the base its adapters declare."""
     root = tmp_path_factory.mktemp("storage")
-    loading.resolve_model(BASE, root)  # built once per session (~20 s: the tokenizer is trained)
-    return root
+    return str(loading.resolve_model(BUILTIN, root))  # built once per session (~20 s: the tokenizer is trained)
 
 
 @pytest.fixture(scope="session")
-def tokenizer(cache_root: Path) -> PreTrainedTokenizerBase:
-    return loading.load_tokenizer(BASE, cache_root)
+def tokenizer(base: str) -> PreTrainedTokenizerBase:
+    return loading.load_tokenizer(base)
 
 
 @pytest.fixture(scope="session")
-def base_model(cache_root: Path) -> PreTrainedModel:
-    return loading.load_model(BASE, cache_root).eval()
+def base_model(base: str) -> PreTrainedModel:
+    return loading.load_model(base).eval()
 
 
 def chat(question: str) -> list[dict[str, str]]:
@@ -74,7 +79,7 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]
     return list(tokenizer.encode(str(text), add_special_tokens=False))
 
 
-def _train_tool_adapter(cache_root: Path, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
+def _train_tool_adapter(base: str, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
     """A LoRA adapter on the last layer's MLP output that answers each of QUESTIONS (with TOOLS) with
     TOOL_CALL, greedily.
 
@@ -83,7 +88,7 @@ def _train_tool_adapter(cache_root: Path, tokenizer: PreTrainedTokenizerBase, ou
     features are exactly those of greedy generation once it follows the answer: the adapter is fitted on
     cached features (its input x and the residual r around it) in a few seconds.
     """
-    model = loading.load_model(BASE, cache_root).eval()
+    model = loading.load_model(base).eval()
     mlp = model.model.layers[-1].mlp
     answer = tokenizer.encode(TOOL_CALL + "<|im_end|>", add_special_tokens=False)
     captured: list[torch.Tensor] = []
@@ -115,7 +120,7 @@ def _train_tool_adapter(cache_root: Path, tokenizer: PreTrainedTokenizerBase, ou
         optimizer.step()
         optimizer.zero_grad()
     peft_model.save_pretrained(out)
-    _declare_base(out, BASE)  # the served name, not the cache directory the weights came from
+    _declare_base(out, base)
 
 
 def attach(model: PreTrainedModel, adapter: Path) -> PeftModel:
@@ -131,18 +136,36 @@ def _declare_base(adapter: Path, base: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def adapters_dir(
-    cache_root: Path, tokenizer: PreTrainedTokenizerBase, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def adapters_dir(base: str, tokenizer: PreTrainedTokenizerBase, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("checkpoints")
-    _train_tool_adapter(cache_root, tokenizer, root / TOOL_ADAPTER)
+    _train_tool_adapter(base, tokenizer, root / TOOL_ADAPTER)
     shutil.copytree(root / TOOL_ADAPTER, root / OTHER_BASE_ADAPTER)
     _declare_base(root / OTHER_BASE_ADAPTER, "Qwen/Qwen3-0.6B")
     return root
 
 
-@pytest.fixture(scope="module")
-def server(cache_root: Path, adapters_dir: Path) -> Iterator[background.ThreadServer]:
-    app = build.create_app(BASE, adapters_dir=adapters_dir, max_batch=8, max_loras=2, cache_root=cache_root)
-    with background.ThreadServer(app) as running:
-        yield running
+@dataclass(frozen=True)
+class Served:
+    """One of the two servers, serving `base` with the resolver on the adapters directory."""
+
+    kind: str  # "agentrun" or "vllm"
+    base_url: str  # .../v1
+    engine: Engine | None  # the embedded server's engine, whose counters some tests read
+
+    @property
+    def root(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+
+@pytest.fixture(scope="module", params=["agentrun", "vllm"])
+def server(request: pytest.FixtureRequest, base: str, adapters_dir: Path) -> Iterator[Served]:
+    if request.param == "agentrun":
+        app = build.create_app(base, adapters_dir=adapters_dir, max_batch=8, max_loras=2)
+        with background.ThreadServer(app) as running:
+            yield Served("agentrun", running.base_url, app.state.engine)
+    else:
+        process = vllm.server(Path(base), adapters_dir, max_loras=2).start(vllm.START_SECONDS)
+        try:
+            yield Served("vllm", process.base_url, None)
+        finally:
+            process.stop()

@@ -1,7 +1,11 @@
-"""`agentrun serve` over real HTTP with the official OpenAI client: the vLLM contract the learner relies on."""
+"""The vLLM contract the learner and evaluator rely on, over real HTTP with the official OpenAI client, held
+on `agentrun serve` and on real vLLM alike (each test runs on both; conftest's `server`). What only the
+embedded server can show (its engine's counters) is checked where `server.engine` exists; docs/SERVER.md
+lists the differences between the two and the tests that show them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,29 +18,24 @@ import torch
 from openai.types.chat import ChatCompletion
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agentrun import background
-from agentrun.serving.engine import Engine
+from agentrun.rollout.chat import ChatEndpoint
 from tests.serving.conftest import (
-    BASE, OTHER_BASE_ADAPTER, QUESTIONS, TOOL_ADAPTER, TOOL_ARGUMENTS, TOOLS, attach, chat, prompt_ids,
+    OTHER_BASE_ADAPTER, QUESTIONS, TOOL_ADAPTER, TOOL_ARGUMENTS, TOOLS, Served, attach, chat, prompt_ids,
 )  # fmt: skip
 
 pytestmark = pytest.mark.slow
+MODEL = "the served base"  # placeholder in parametrized bodies: conftest's `base` replaces it
 TOKEN_IDS = {"return_token_ids": True}  # vLLM's extension: prompt_token_ids and choices[].token_ids
 
 
 @pytest.fixture(scope="module")
-def client(server: background.ThreadServer) -> openai.OpenAI:
+def client(server: Served) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
 
 
 def ask(client: openai.OpenAI, model: str, messages: list[dict[str, str]], **fields: Any) -> ChatCompletion:
     """One chat completion; vLLM's extensions go in `extra_body`."""
     return client.chat.completions.create(model=model, messages=messages, **fields)  # type: ignore[arg-type]
-
-
-def _engine(server: background.ThreadServer) -> Engine:
-    engine: Engine = server.app.state.engine
-    return engine
 
 
 def _error(error: openai.APIStatusError) -> dict[str, object]:
@@ -72,32 +71,44 @@ def test_with_tool_choice_none_the_call_stays_text(client: openai.OpenAI) -> Non
     assert (choice.message.content or "").startswith("<tool_call>")
 
 
-def test_a_history_holding_the_models_lone_surrogates_is_still_answered(server: background.ThreadServer) -> None:
-    """The model wrote "\ud83d" in a call; the next turn's request carries it back (as a JSON escape: the
-    rollout client's encoding; the OpenAI SDK cannot send it at all) and must not fail."""
+def test_a_history_holding_the_models_lone_surrogates_is_refused_raw_and_answered_as_the_client_sends_it(
+    server: Served,
+) -> None:
+    """The model wrote "\ud83d" in a call; the next turn's request carries it back. Sent raw (a JSON escape;
+    the OpenAI SDK cannot send it at all) no tokenizer encodes it: both servers answer 400. The rollout
+    client sends it as U+FFFD, and the episode goes on."""
     call = {"id": "call-1", "type": "function",
             "function": {"name": "search_emails", "arguments": '{"keywords": ["\ud83d"]}'}}
     messages = [*chat(QUESTIONS[0]), {"role": "assistant", "content": "a\udc00b", "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": "call-1", "content": "[]"}]
-    body = json.dumps({"model": TOOL_ADAPTER, "messages": messages, "tools": TOOLS, "max_tokens": 8})
-    reply = httpx.post(f"{server.base_url}/chat/completions", content=body, timeout=60,
-                       headers={"content-type": "application/json"})
-    assert reply.status_code == 200, reply.text
-    assert reply.json()["choices"][0]["finish_reason"] in ("stop", "length", "tool_calls")
+    body = {"model": TOOL_ADAPTER, "messages": messages, "tools": TOOLS, "max_tokens": 8}
+    raw = httpx.post(f"{server.base_url}/chat/completions", content=json.dumps(body), timeout=60,
+                     headers={"content-type": "application/json"})
+    assert raw.status_code == 400 and raw.json()["error"]["type"] == "BadRequestError", raw.text
+
+    async def as_the_rollout_client_sends_it() -> str:
+        endpoint = ChatEndpoint(server.base_url, "unused", timeout_seconds=60, connections=1)
+        try:
+            return (await endpoint.complete(body)).choices[0].finish_reason
+        finally:
+            await endpoint.aclose()
+
+    assert asyncio.run(as_the_rollout_client_sends_it()) in ("stop", "length", "tool_calls")
 
 
 @pytest.mark.parametrize("turn", ["first", "prefix cached"])
 def test_token_ids_decode_to_the_text_and_logprobs_match_a_fresh_forward_pass(
-    server: background.ThreadServer, client: openai.OpenAI, tokenizer: PreTrainedTokenizerBase,
-    base_model: PreTrainedModel, turn: str,
+    server: Served, client: openai.OpenAI, tokenizer: PreTrainedTokenizerBase,
+    base_model: PreTrainedModel, base: str, turn: str,
 ) -> None:  # fmt: skip
     messages = chat("Summarise the thread.")
-    reused = _engine(server).stats.reused_tokens
+    reused = server.engine.stats.reused_tokens if server.engine else 0
     reply = ask(
-        client, BASE, messages, temperature=1.0, seed=3, max_tokens=24, logprobs=True, top_logprobs=3,
+        client, base, messages, temperature=1.0, seed=3, max_tokens=24, logprobs=True, top_logprobs=3,
         extra_body=TOKEN_IDS,
     )  # fmt: skip
-    assert (_engine(server).stats.reused_tokens > reused) == (turn == "prefix cached")
+    if server.engine:
+        assert (server.engine.stats.reused_tokens > reused) == (turn == "prefix cached")
     choice = reply.choices[0]
     token_ids = (choice.model_extra or {})["token_ids"]
     assert tokenizer.decode(token_ids, skip_special_tokens=True) == choice.message.content
@@ -134,20 +145,20 @@ def test_adapter_logprobs_match_the_adapter_forward_pass(
 
 
 def test_loading_an_adapter_lists_it_and_changes_outputs_and_unloading_removes_it(
-    server: background.ThreadServer, client: openai.OpenAI, adapters_dir: Path
+    server: Served, client: openai.OpenAI, adapters_dir: Path, base: str
 ) -> None:
     def greedy(model: str) -> str | None:
         reply = ask(client, model, chat(QUESTIONS[0]), temperature=0, max_tokens=32)
         return reply.choices[0].message.content
 
-    root = server.base_url.removesuffix("/v1")
+    root = server.root
     body = {"lora_name": "mine", "lora_path": str(adapters_dir / TOOL_ADAPTER)}
     loaded = httpx.post(f"{root}/v1/load_lora_adapter", json=body)
     assert (loaded.status_code, loaded.text) == (200, "Success: LoRA adapter 'mine' added successfully.")
     cards = {card.id: card for card in client.models.list()}
-    assert cards["mine"].model_extra == {**(cards["mine"].model_extra or {}), "parent": BASE}
-    assert cards[BASE].model_extra is not None and cards[BASE].model_extra["max_model_len"] == 4096
-    assert greedy("mine") != greedy(BASE)
+    assert cards["mine"].model_extra == {**(cards["mine"].model_extra or {}), "parent": base}
+    assert cards[base].model_extra is not None and cards[base].model_extra["max_model_len"] == 4096
+    assert greedy("mine") != greedy(base)
     again = httpx.post(f"{root}/v1/load_lora_adapter", json=body)
     assert again.status_code == 400 and again.json()["error"]["type"] == "InvalidUserInput"
     unloaded = httpx.post(f"{root}/v1/unload_lora_adapter", json={"lora_name": "mine"})
@@ -155,53 +166,69 @@ def test_loading_an_adapter_lists_it_and_changes_outputs_and_unloading_removes_i
     assert "mine" not in {card.id for card in client.models.list()}
     with pytest.raises(openai.NotFoundError) as missing:
         greedy("mine")
-    assert _error(missing.value) == {"message": "The model `mine` does not exist.", "type": "NotFoundError",
-                                     "param": "model", "code": 404}  # fmt: skip
+    error = _error(missing.value)
+    assert {**error, "message": ""} == {"message": "", "type": "NotFoundError", "param": "model", "code": 404}
+    assert str(error["message"]).startswith("The model `mine` does not exist.")  # vLLM adds "Valid aliases: ..."
 
 
 def test_the_resolver_loads_a_checkpoint_by_name_and_refuses_another_bases_adapter(
-    server: background.ThreadServer, client: openai.OpenAI, adapters_dir: Path
+    server: Served, client: openai.OpenAI, adapters_dir: Path, base: str
 ) -> None:
     ask(client, TOOL_ADAPTER, chat(QUESTIONS[0]), max_tokens=2)
     assert TOOL_ADAPTER in {card.id for card in client.models.list()}
     with pytest.raises(openai.NotFoundError) as refused:
         ask(client, OTHER_BASE_ADAPTER, chat(QUESTIONS[0]), max_tokens=2)
     message = str(_error(refused.value)["message"])
-    assert "was built for base model 'Qwen/Qwen3-0.6B'" in message and BASE in message
-    root = server.base_url.removesuffix("/v1")
+    if server.kind == "agentrun":  # vLLM's resolver skips such an adapter without a word: "does not exist"
+        assert "was built for base model 'Qwen/Qwen3-0.6B'" in message and base in message
+    else:
+        assert message.startswith(f"The model `{OTHER_BASE_ADAPTER}` does not exist.")
+    root = server.root
     body = {"lora_name": "other", "lora_path": str(adapters_dir / OTHER_BASE_ADAPTER)}
     loaded = httpx.post(f"{root}/v1/load_lora_adapter", json=body)
-    assert loaded.status_code == 400 and "was built for base model" in loaded.json()["error"]["message"]
+    if server.kind == "agentrun":  # vLLM loads it: only its resolver compares the base (docs/SERVER.md)
+        assert loaded.status_code == 400 and "was built for base model" in loaded.json()["error"]["message"]
+    else:
+        assert loaded.status_code == 200, loaded.text
     for name in ("../escape", "/etc", "step-999999"):
         with pytest.raises(openai.NotFoundError):
             ask(client, name, chat(QUESTIONS[0]), max_tokens=2)
 
 
 @pytest.mark.parametrize(
-    ("body", "param"),
+    ("body", "param", "on_vllm"),
     [
-        ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
-        ({"model": BASE, "messages": []}, "messages"),
-        ({"model": BASE, "messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role"),
-        ({"model": BASE, "messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature"),
-        ({"model": BASE, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}, "max_tokens"),
-        ({"model": BASE, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, "top_logprobs"),
+        # vLLM is laxer here (docs/SERVER.md): no model serves the base, an unknown role is rendered as the
+        # template renders it, and an empty conversation is refused without naming the field.
+        ({"messages": [{"role": "user", "content": "hi"}]}, "model", (200, None)),
+        ({"model": MODEL, "messages": []}, "messages", (400, None)),
+        ({"model": MODEL, "messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role", (200, None)),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature",
+         (400, "temperature")),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}, "max_tokens",
+         (400, "max_tokens")),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, "top_logprobs",
+         (400, "top_logprobs")),
     ],
 )
 def test_malformed_requests_are_400_naming_the_field(
-    server: background.ThreadServer, body: dict[str, object], param: str
+    server: Served, base: str, body: dict[str, object], param: str, on_vllm: tuple[int, str | None]
 ) -> None:
-    reply = httpx.post(f"{server.base_url}/chat/completions", json=body)
-    assert reply.status_code == 400
-    error = reply.json()["error"]
-    assert (error["type"], error["param"], error["code"]) == ("BadRequestError", param, 400)
-    assert param.split(".")[0] in error["message"]
+    sent = {**body, **({"model": base} if "model" in body else {})}
+    reply = httpx.post(f"{server.base_url}/chat/completions", json={**sent, "max_tokens": body.get("max_tokens", 2)},
+                       timeout=60)
+    status, named = (400, param) if server.kind == "agentrun" else on_vllm
+    assert reply.status_code == status, reply.text
+    if status == 400:
+        error = reply.json()["error"]
+        assert (error["type"], error["param"], error["code"]) == ("BadRequestError", named, 400)
+        assert named is None or named.split(".")[0] in error["message"]
 
 
-def test_adapter_endpoints_answer_with_vllms_errors(server: background.ThreadServer) -> None:
-    root = server.base_url.removesuffix("/v1")
+def test_adapter_endpoints_answer_with_vllms_errors(server: Served) -> None:
+    root = server.root
     missing_field = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": "x"})
-    assert missing_field.status_code == 400 and missing_field.json()["error"]["type"] == "InvalidUserInput"
+    assert missing_field.status_code == 400 and missing_field.json()["error"]["type"] == "Bad Request"
     no_adapter = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": "/nonexistent"})
     assert no_adapter.status_code == 404 and no_adapter.json()["error"]["message"] == (
         "Loading lora x failed: No adapter found for /nonexistent"
@@ -213,10 +240,10 @@ def test_adapter_endpoints_answer_with_vllms_errors(server: background.ThreadSer
 
 
 def test_concurrent_requests_share_forward_passes_and_each_matches_its_own_run_alone(
-    server: background.ThreadServer, client: openai.OpenAI
+    server: Served, client: openai.OpenAI, base: str
 ) -> None:
     # Prompts of different lengths, on the base model and on an adapter: batches mix positions and adapters.
-    requests = [(BASE if i % 2 else TOOL_ADAPTER, f"Question {i}: " + "who wrote it? " * i) for i in range(6)]
+    requests = [(base if i % 2 else TOOL_ADAPTER, f"Question {i}: " + "who wrote it? " * i) for i in range(6)]
 
     def greedy(request: tuple[str, str]) -> list[int]:
         model, question = request
@@ -224,16 +251,21 @@ def test_concurrent_requests_share_forward_passes_and_each_matches_its_own_run_a
         return list((reply.choices[0].model_extra or {})["token_ids"])
 
     alone = [greedy(request) for request in requests]
-    before = _engine(server).stats.max_batch
+    before = server.engine.stats.max_batch if server.engine else 0
     with ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(greedy, requests))
-    assert _engine(server).stats.max_batch > max(before, 1)
+    if server.engine is None:
+        # vLLM's CPU kernels are not batch-invariant: the random tiny model's near-tied logits make greedy
+        # choices differ with the batch (docs/SERVER.md); each request is still answered
+        assert all(together)
+        return
+    assert server.engine.stats.max_batch > max(before, 1)
     assert together == alone
 
 
-def test_a_seed_replays_a_sample_and_n_gives_distinct_choices(client: openai.OpenAI) -> None:
+def test_a_seed_replays_a_sample_and_n_gives_distinct_choices(client: openai.OpenAI, base: str) -> None:
     def sample(seed: int, n: int = 1) -> list[list[int]]:
-        reply = ask(client, BASE, chat("Anything."), temperature=1.0, seed=seed, max_tokens=10, n=n,
+        reply = ask(client, base, chat("Anything."), temperature=1.0, seed=seed, max_tokens=10, n=n,
                     extra_body=TOKEN_IDS)  # fmt: skip
         return [list((choice.model_extra or {})["token_ids"]) for choice in reply.choices]
 
@@ -243,21 +275,21 @@ def test_a_seed_replays_a_sample_and_n_gives_distinct_choices(client: openai.Ope
     assert first == sample(11)[0] and first != second
 
 
-def test_max_tokens_and_stop_strings_end_a_choice(client: openai.OpenAI, tokenizer: PreTrainedTokenizerBase) -> None:
-    long = ask(client, BASE, chat("Go on."), temperature=0, max_tokens=8)
+def test_max_tokens_and_stop_strings_end_a_choice(client: openai.OpenAI, base: str) -> None:
+    long = ask(client, base, chat("Go on."), temperature=0, max_tokens=8)
     assert long.choices[0].finish_reason == "length" and long.usage is not None and long.usage.completion_tokens == 8
     text = long.choices[0].message.content or ""
     stop = text[len(text) // 2 :][:3]
-    stopped = ask(client, BASE, chat("Go on."), temperature=0, max_tokens=8, stop=[stop])
+    stopped = ask(client, base, chat("Go on."), temperature=0, max_tokens=8, stop=[stop])
     choice = stopped.choices[0]
     assert choice.finish_reason == "stop" and (choice.model_extra or {})["stop_reason"] == stop
     assert choice.message.content == text[: text.find(stop)]
 
 
-def test_metrics_export_vllms_series(server: background.ThreadServer, client: openai.OpenAI) -> None:
-    ask(client, BASE, chat("Count me."), max_tokens=3)
-    text = httpx.get(server.base_url.removesuffix("/v1") + "/metrics").text
-    labels = f'{{engine="0",model_name="{BASE}"}}'
+def test_metrics_export_vllms_series(server: Served, client: openai.OpenAI, base: str) -> None:
+    ask(client, base, chat("Count me."), max_tokens=3)
+    text = httpx.get(server.root + "/metrics").text
+    labels = f'{{engine="0",model_name="{base}"}}'
     for series in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:prompt_tokens_total",
                    "vllm:generation_tokens_total", "vllm:e2e_request_latency_seconds_count",
                    "vllm:time_to_first_token_seconds_count"):  # fmt: skip

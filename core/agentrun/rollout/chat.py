@@ -24,8 +24,9 @@ The SDK stays where its conveniences matter (the LLM judge).
 
 A reply's text may hold anything the model wrote, lone UTF-16 surrogates included (a server that
 escapes them sends valid JSON that pydantic's parser refuses): such a reply is parsed with the
-trajectory module's `from_json`, and a conversation holding such text is sent with `to_json`, which
-escapes it as the server did. What the server makes of it is the server's answer.
+trajectory module's `from_json`. A conversation holding such text is sent with each lone surrogate
+replaced by U+FFFD (`without_lone_surrogates`): vLLM's tokenizer refuses it with a 400, which would end
+the episode over one odd character (tests/serving/test_server.py holds both servers to this).
 
 Errors keep the SDK's retry classes: transport errors and timeouts, 429 and 5xx are retryable; any
 other status is final, and its message carries the status code and the server's own message.
@@ -40,7 +41,7 @@ import aiohttp
 import pydantic_core
 from pydantic import BaseModel, Field, ValidationError
 
-from agentrun.rollout.trajectory import from_json, to_json
+from agentrun.rollout.trajectory import from_json, to_json, without_lone_surrogates
 
 
 class ChatRequestError(Exception):
@@ -145,6 +146,12 @@ def _completion(payload: bytes) -> Completion:
     return Completion.model_validate(data)
 
 
+def _request_json(body: dict[str, Any]) -> str:
+    text = to_json(body)
+    # to_json escapes a lone surrogate as "\udXXX"; the walk is paid only when one may be there
+    return to_json(without_lone_surrogates(body)) if "\\ud" in text else text
+
+
 class ChatEndpoint:
     """`POST {base_url}/chat/completions` over at most `connections` keep-alive connections.
 
@@ -170,7 +177,7 @@ class ChatEndpoint:
     async def complete(self, body: dict[str, Any]) -> Completion:
         """Send one request; raise a `ChatRequestError` for a failure of transport or status."""
         try:
-            async with self._http().post(self._url, data=to_json(body).encode(), headers=self._headers) as reply:
+            async with self._http().post(self._url, data=_request_json(body).encode(), headers=self._headers) as reply:
                 payload = await reply.read()
         except TimeoutError as error:
             raise RequestTimeout(f"no reply from {self._url} within {self._timeout.total} s") from error

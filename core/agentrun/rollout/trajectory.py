@@ -140,6 +140,19 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=_plain, ensure_ascii=True, separators=(",", ":"))
 
 
+def without_lone_surrogates(value: Any) -> Any:
+    """Plain data with every lone surrogate in its strings (keys included) replaced by U+FFFD: what a
+    server's tokenizer can encode. vLLM refuses a request holding one (400), so a conversation in which
+    the model wrote one is sent this way; the trajectory keeps the model's text as it was."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_lone_surrogates(item) for item in value]
+    return value
+
+
 def _plain(value: Any) -> Any:
     """What the standard library's encoder cannot write itself, as plain data (records in Python mode,
     so that no text passes through pydantic's lossy encoding of keys)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
-from agentrun.background import ProcessServer, ThreadServer, uvicorn_config
+from agentrun.background import ProcessServer, ThreadServer, agentrun_env, python_module, uvicorn_config
 from agentrun.scripted.server import ServerConfig, Stats, create_app
 
 
@@ -41,8 +41,8 @@ class ScriptedProcess(ProcessServer):
         min_turns: int | None = None,
         log_level: str = "warning",
     ) -> None:
-        super().__init__("agentrun.cli.scripted", [
+        super().__init__(python_module("agentrun.cli.scripted", [
             "--dataset", str(dataset_dir), "--latency-ms", str(latency_ms), "--log-level", log_level,
             *(option for model in models for option in ("--model", model)),
             *(("--min-turns", str(min_turns)) if min_turns is not None else ()),
-        ])  # fmt: skip
+        ]), env=agentrun_env())  # fmt: skip

@@ -125,7 +125,7 @@ def checkpoint_server(checkpoint: Path) -> Iterator[tuple[str, str]]:
     if damage:
         raise click.ClickException(f"not a usable checkpoint: {damage}")
     base = json.loads((checkpoint / checkpoint_files.ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
-    server = background.ProcessServer("agentrun.serving.cli", ["--model", base, "--adapters-dir",
+    server = background.ProcessServer.module("agentrun.serving.cli", ["--model", base, "--adapters-dir",
                                                               str(checkpoint.resolve().parent), "--log-level", "warning"])
     server.start(timeout=600)
     try:

@@ -247,7 +247,7 @@ class LocalRunner:
         checkpoints_dir.mkdir(parents=True, exist_ok=True)
         server_args = ["--model", base, "--adapters-dir", str(checkpoints_dir), "--cache-root", str(self.layout.root),
                        "--log-level", "warning"]
-        server = background.ProcessServer("agentrun.serving.cli", server_args, port=self.server_port)
+        server = background.ProcessServer.module("agentrun.serving.cli", server_args, port=self.server_port)
         try:  # the server stops however this ends: an exception, Ctrl-C or SIGTERM at any point
             server.start(timeout=SERVER_START_SECONDS)
             publisher = AdapterPublisher(server.base_url)

@@ -130,7 +130,7 @@ def create_app(served: ServedModel, engine: Engine, server_metrics: metrics.Serv
         data = await _json_object(request)
         name, path = data.get("lora_name"), data.get("lora_path")
         if not (isinstance(name, str) and name and isinstance(path, str) and path):
-            raise ApiError("Both 'lora_name' and 'lora_path' must be provided.", 400, "InvalidUserInput")
+            raise ApiError("Both 'lora_name' and 'lora_path' must be provided.", 400, "Bad Request")  # vLLM 0.32's type
         async with resolving[name]:
             if data.get("load_inplace") and name in registry:
                 await asyncio.to_thread(registry.unload, name)

@@ -60,10 +60,11 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, request: protocol.ChatRequest
         )
     except TemplateError as error:
         raise RequestError(f"the chat template cannot render these messages: {error}", "messages") from error
-    # A model can write a lone surrogate ("\ud83d" in its call's JSON), which comes back in the next
-    # request's history; tokenizers refuse it (TypeError), so it is encoded as U+FFFD.
-    valid = str(text).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return list(tokenizer.encode(valid, add_special_tokens=False))
+    try:
+        return list(tokenizer.encode(str(text), add_special_tokens=False))
+    except TypeError as error:  # a lone UTF-16 surrogate, which no tokenizer encodes: 400, as vLLM answers
+        raise RequestError(f"the messages cannot be tokenized (a lone UTF-16 surrogate?): {error}",
+                           "messages") from error
 
 
 def new_jobs(

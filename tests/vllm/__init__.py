@@ -1,0 +1,63 @@
+"""Real vLLM for the tests: the CPU build hack/vllm/build.sh makes once (``make vllm``; ``make test`` runs it
+first) in a virtual environment of its own, outside the repository. Nothing here builds: a missing
+environment is an error that says to run ``make vllm``.
+
+`server` starts ``vllm serve`` the way the operator's Deployment does (agentrun.operator.children.serving:
+the LoRA flags, the hermes tool parser, the filesystem resolver on a checkpoints directory), on this
+machine's CPU, as a child process with an environment of its own (agentrun's PYTHONPATH would put this
+project's newer transformers in front of vLLM's).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from pathlib import Path
+
+from agentrun import background
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "vllm" / "build.sh"
+START_SECONDS = 600  # about a minute on 2 idle cores; several while the other tests load them
+
+
+class VllmMissingError(RuntimeError):
+    """The vLLM environment is not built: ``make vllm`` builds it."""
+
+
+@functools.cache
+def env_dir() -> Path:
+    """Where build.sh puts (or has put) the environment of the pinned version."""
+    out = subprocess.run(["bash", str(BUILD_SCRIPT), "--print-dir"], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+def vllm_bin() -> Path:
+    """The environment's ``vllm`` command; raises `VllmMissingError` when the environment is not complete."""
+    directory = env_dir()
+    if not (directory / ".complete").is_file():
+        raise VllmMissingError(f"vLLM is not built ({directory} is not complete): run `make vllm` "
+                               f"(= bash {BUILD_SCRIPT.relative_to(REPO)})")
+    return directory / "bin" / "vllm"
+
+
+def server(model: Path, adapters_dir: Path, *, max_loras: int = 2, max_lora_rank: int = 16,
+           max_model_len: int = 4096) -> background.ProcessServer:
+    """``vllm serve <model>`` on a free port, not started: a context manager like agentrun's servers."""
+    command = [
+        str(vllm_bin()), "serve", str(model),
+        "--dtype", "float32", "--max-model-len", str(max_model_len),
+        "--enable-lora", "--max-loras", str(max_loras), "--max-lora-rank", str(max_lora_rank),
+        "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        "--host", "127.0.0.1", "--uvicorn-log-level", "warning",
+    ]
+    env = {
+        "PATH": f"{vllm_bin().parent}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
+        "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB; the tiny model needs little, vLLM's default is 4
+        # as the serving image and the operator's Deployment set them (images/serving/Dockerfile)
+        "VLLM_PLUGINS": "lora_filesystem_resolver", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_LORA_RESOLVER_CACHE_DIR": str(adapters_dir),
+    }
+    return background.ProcessServer(command, env=env)
