@@ -149,7 +149,8 @@ class ProcessServer:
             self._process.wait()
 
     def __enter__(self) -> Self:
-        return self.start()
+        """Starts it, unless `start` already did (with a timeout of the caller's choosing)."""
+        return self if self._process is not None else self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()

@@ -164,8 +164,5 @@ def server(request: pytest.FixtureRequest, base: str, adapters_dir: Path) -> Ite
         with background.ThreadServer(app) as running:
             yield Served("agentrun", running.base_url, app.state.engine)
     else:
-        process = vllm.server(Path(base), adapters_dir, max_loras=2).start(vllm.START_SECONDS)
-        try:
+        with vllm.server(Path(base), adapters_dir, max_loras=2).start(vllm.START_SECONDS) as process:
             yield Served("vllm", process.base_url, None)
-        finally:
-            process.stop()

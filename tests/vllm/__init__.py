@@ -43,8 +43,8 @@ def vllm_bin() -> Path:
 
 
 def server(model: Path, adapters_dir: Path, *, max_loras: int = 2, max_lora_rank: int = 16,
-           max_model_len: int = 4096) -> background.ProcessServer:
-    """``vllm serve <model>`` on a free port, not started: a context manager like agentrun's servers."""
+           max_model_len: int = 4096, port: int = 0) -> background.ProcessServer:
+    """``vllm serve <model>`` on `port` (0: a free one), not started; start it with `START_SECONDS`."""
     command = [
         str(vllm_bin()), "serve", str(model),
         "--dtype", "float32", "--max-model-len", str(max_model_len),
@@ -60,4 +60,4 @@ def server(model: Path, adapters_dir: Path, *, max_loras: int = 2, max_lora_rank
         "VLLM_PLUGINS": "lora_filesystem_resolver", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         "VLLM_LORA_RESOLVER_CACHE_DIR": str(adapters_dir),
     }
-    return background.ProcessServer(command, env=env)
+    return background.ProcessServer(command, port, env)

@@ -1,6 +1,7 @@
 """The operator's Jobs, run as processes on this machine the way their pods run them: the prepare Job,
-then the learner against a server whose filesystem resolver finds each new checkpoint by name (as vLLM's
-does; the learner publishes nothing itself), then evaluation Jobs for one checkpoint and the final split."""
+then the learner against a server whose filesystem resolver finds each new checkpoint by name (the
+learner publishes nothing itself), then evaluation Jobs for one checkpoint and the final split; once with
+`agentrun serve` and once with real vLLM (tests/vllm) as the server."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import yaml
 pytest.importorskip("torch")
 
 from agentrun import background, storage  # noqa: E402
+from tests import vllm  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -29,7 +31,8 @@ def run_workload(module: str, env: dict[str, str], *args: str, ok: bool = True) 
     return result.stderr
 
 
-def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("server_kind", ["agentrun", "vllm"])
+def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_path: Path, server_kind: str) -> None:
     root = tmp_path / "data"
     manifest = {
         "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun",
@@ -71,7 +74,9 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
             break
         before.append(line)
     assert line == f"waiting up to 1800 s for the server at http://127.0.0.1:{port}/health\n", "".join(before)
-    with background.ProcessServer("agentrun.serving.cli", server_args, port=port):
+    server = background.ProcessServer.module("agentrun.serving.cli", server_args, port=port) \
+        if server_kind == "agentrun" else vllm.server(tiny_dir, checkpoints, max_loras=4, port=port)
+    with server.start(vllm.START_SECONDS):
         output, _ = learner.communicate(timeout=600)
         assert learner.returncode == 0, output[-4000:]
         steps = [json.loads(line) for line in (layout.run_dir("pods") / "steps.jsonl").read_text().splitlines()]
