@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentrun.operator import children
+from agentrun.vllm import max_lora_rank
 from agentrun.spec import loading
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,11 @@ def test_the_default_manifest_serves_the_tiny_model_the_prepare_job_built_on_a_c
     assert "--gpu-memory-utilization" not in args
     assert vllm["image"] == "registry.local/serving-cpu:1"
     assert vllm["resources"] == {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+    assert env(deployment)["VLLM_CPU_KVCACHE_SPACE"] == "4"  # else vLLM reserves most of the node's memory
+    pods = tiny.spec.pods.model_validate({"serving": {"env": [{"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"}]}})
+    small = tiny.model_copy(update={"spec": tiny.spec.model_copy(update={"pods": pods})})
+    (kv,) = [e for e in container(children.serving(small, owner)[0])["env"] if e["name"] == "VLLM_CPU_KVCACHE_SPACE"]
+    assert kv["value"] == "1"  # the spec's own value, once
 
 
 def test_the_learner_is_an_indexed_job_that_rendezvouses_at_pod_zero_and_resumes(run) -> None:  # noqa: ANN001
@@ -135,7 +141,7 @@ def test_an_existing_claim_replaces_the_pvc_and_a_queue_labels_the_jobs(run) -> 
 
 @pytest.mark.parametrize(("rank", "allowed"), [(1, 8), (8, 8), (12, 16), (64, 64), (300, 320)])
 def test_the_servers_max_lora_rank_is_the_smallest_vllm_accepts(rank: int, allowed: int) -> None:
-    assert children.max_lora_rank(rank) == allowed
+    assert max_lora_rank(rank) == allowed
 
 
 def test_pods_get_the_operators_images_unless_the_spec_names_one(run) -> None:  # noqa: ANN001

@@ -146,3 +146,31 @@ def test_the_summary_reports_the_paired_gain_and_points_at_a_question_to_read(tm
     assert "answer accuracy      25.0% ->    75.0%" in text
     assert "accuracy +50.0% +/- 28.9% (+1.7 standard errors)" in text
     assert f"agentrun show {tmp_path / 'evals' / 'step-000030-test.json'} --scenario 7" in text
+
+
+def test_a_run_on_real_vllm_trains_on_adapters_it_loads_and_evaluates_them(tiny_dir: Path, tmp_path: Path) -> None:
+    """`agentrun run --server vllm`: the same run with vLLM (its CPU build, `make vllm`) serving the base
+    and the adapters the learner publishes at runtime."""
+    from tests import vllm
+
+    path = manifest(tmp_path, str(tiny_dir), steps=1)
+    spec = yaml.safe_load(path.read_text())
+    # vLLM refuses a max-model-len beyond the model's 4096 positions (the embedded server does not check)
+    spec["spec"]["model"] = {**spec["spec"]["model"], "maxModelLen": 4096, "dtype": "float32"}
+    path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(cli, ["run", str(path), "--no-progress", "--server", "vllm",
+                                      "--vllm-command", str(vllm.vllm_bin())])
+    assert result.exit_code == 0, result.output
+    assert "test split, 3 questions: starting policy -> step 1" in result.output
+    run_dir = tmp_path / "root" / "runs" / "tiny-run"
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [1]
+    assert json.loads((run_dir / "evals" / "step-000001-test.json").read_text())["model"] == "step-000001"
+
+
+def test_a_missing_vllm_command_is_an_error_saying_how_to_get_one(tiny_dir: Path, tmp_path: Path) -> None:
+    path = manifest(tmp_path, str(tiny_dir))
+    result = CliRunner().invoke(cli, ["run", str(path), "--no-progress", "--server", "vllm",
+                                      "--vllm-command", str(tmp_path / "no-vllm")])
+    assert result.exit_code == 1 and "--server vllm: no vllm command at" in result.output
+    assert "make vllm" in result.output and "Traceback" not in result.output

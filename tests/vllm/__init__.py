@@ -2,10 +2,9 @@
 first) in a virtual environment of its own, outside the repository. Nothing here builds: a missing
 environment is an error that says to run ``make vllm``.
 
-`server` starts ``vllm serve`` the way the operator's Deployment does (agentrun.operator.children.serving:
-the LoRA flags, the hermes tool parser, the filesystem resolver on a checkpoints directory), on this
-machine's CPU, as a child process with an environment of its own (agentrun's PYTHONPATH would put this
-project's newer transformers in front of vLLM's).
+`server` starts ``vllm serve`` with the command line and resolver environment of the operator's
+Deployment (`agentrun.vllm`), on this machine's CPU, as a child process with an environment of its own
+(agentrun's PYTHONPATH would put this project's newer transformers in front of vLLM's).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from agentrun import background
+from agentrun import background, vllm
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "vllm" / "build.sh"
@@ -46,18 +45,15 @@ def server(model: Path, adapters_dir: Path, *, max_loras: int = 2, max_lora_rank
            max_model_len: int = 4096, port: int = 0) -> background.ProcessServer:
     """``vllm serve <model>`` on `port` (0: a free one), not started; start it with `START_SECONDS`."""
     command = [
-        str(vllm_bin()), "serve", str(model),
-        "--dtype", "float32", "--max-model-len", str(max_model_len),
-        "--enable-lora", "--max-loras", str(max_loras), "--max-lora-rank", str(max_lora_rank),
-        "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        str(vllm_bin()),
+        *vllm.serve_args(str(model), dtype="float32", max_model_len=max_model_len, max_loras=max_loras,
+                         lora_rank=max_lora_rank),
         "--host", "127.0.0.1", "--uvicorn-log-level", "warning",
     ]
     env = {
         "PATH": f"{vllm_bin().parent}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
         "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
         "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB; the tiny model needs little, vLLM's default is 4
-        # as the serving image and the operator's Deployment set them (images/serving/Dockerfile)
-        "VLLM_PLUGINS": "lora_filesystem_resolver", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
-        "VLLM_LORA_RESOLVER_CACHE_DIR": str(adapters_dir),
+        **vllm.resolver_env(str(adapters_dir)),
     }
     return background.ProcessServer(command, port, env)

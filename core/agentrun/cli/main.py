@@ -28,8 +28,8 @@ COMMANDS = {
     "operator": ("agentrun.operator.cli:operator",
                  "Reconcile AgentTrainingRuns into their workloads (DESIGN §5) until stopped."),
     "run": ("agentrun.runner.cli:run",
-            "Train the AgentTrainingRun in MANIFEST locally: the embedded model server instead of vLLM, plain "
-            "torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC."),
+            "Train the AgentTrainingRun in MANIFEST locally: the embedded model server (or vLLM) on this machine, "
+            "plain torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC."),
     "serve": ("agentrun.serving.cli:serve",
               "Serve a model over vLLM's OpenAI-compatible API, with LoRA adapters and batched generation."),
     "serve-scripted": ("agentrun.cli.scripted:serve_scripted",

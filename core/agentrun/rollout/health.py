@@ -33,4 +33,6 @@ def wait_healthy(base_url: str, timeout: float, alive: Callable[[], bool] = lamb
             except httpx.TransportError:
                 pass
             time.sleep(poll)  # poll interval of a bounded wait
+    if not alive():
+        raise ServerNotReady(f"the server for {url} exited before it answered (its output above says why)")
     raise ServerNotReady(f"no server answered at {url} within {timeout:g} s")

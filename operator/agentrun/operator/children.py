@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from agentrun import storage
+from agentrun import storage, vllm
 from agentrun.spec.crd import GROUP, PLURAL
-from agentrun.spec.models import API_VERSION, KIND, TINY, TINY_CONTEXT, AgentTrainingRun, ResourcesSpec
+from agentrun.spec.models import API_VERSION, KIND, AgentTrainingRun, ResourcesSpec
 from agentrun.spec.pods import PodOverrides
 
 DATA_MOUNT = "/data"
@@ -33,7 +33,6 @@ SPEC_FILE = f"{SPEC_MOUNT}/run.yaml"
 SERVE_PORT = 8000
 METRICS_PORT = 9400
 RENDEZVOUS_PORT = 29500
-VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM's --max-lora-rank accepts
 WORKLOAD_USER = 1000  # the trainer image's non-root user
 SERVING_USER = 1000  # the serving image's non-root user
 VERSION = version("agentrun")
@@ -157,10 +156,6 @@ def resources(spec: ResourcesSpec) -> dict[str, Any]:
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 
-def max_lora_rank(rank: int) -> int:
-    return next(allowed for allowed in VLLM_LORA_RANKS if allowed >= rank)
-
-
 def _volumes(run: AgentTrainingRun, read_only: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts): the PVC at /data and the run's manifest at /etc/agentrun."""
     names = Names(run.metadata.name)
@@ -214,8 +209,9 @@ def placed(pod: dict[str, Any], run: AgentTrainingRun, owner: Owner, overrides: 
     if overrides.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in overrides.image_pull_secrets]
     for container in spec["containers"]:
-        container["env"] = [*container.get("env", []),
-                            *(v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in overrides.env)]
+        extra = [v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in overrides.env]
+        named = {v["name"] for v in extra}  # the spec's value wins over the operator's default of a variable
+        container["env"] = [*(v for v in container.get("env", []) if v["name"] not in named), *extra]
         if overrides.env_from:
             container["envFrom"] = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
                                     for e in overrides.env_from]
@@ -315,27 +311,11 @@ def serving(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
     spec, names = run.spec, Names(owner.name)
     layout = storage.Layout(Path(DATA_MOUNT))
     on_gpu = spec.serving.resources.gpus > 0
-    # vLLM refuses a max-model-len beyond the model's positions, and the spec's default is a real model's
-    max_model_len = min(spec.model.max_model_len, TINY_CONTEXT) if spec.model.base == TINY else spec.model.max_model_len
-    args = [
-        "serve", layout.served_base(owner.name, spec.model.base),
-        "--port", str(SERVE_PORT),
-        "--dtype", spec.model.dtype,
-        "--max-model-len", str(max_model_len),
-        *(["--gpu-memory-utilization", str(spec.serving.gpu_memory_utilization)] if on_gpu else []),
-        "--enable-lora",
-        "--max-loras", str(spec.serving.max_loras),
-        "--max-lora-rank", str(max_lora_rank(spec.training.lora.rank)),
-        "--enable-auto-tool-choice",
-        "--tool-call-parser", "hermes",
-        *(["--revision", spec.model.revision] if spec.model.revision else []),
-        *(["--tensor-parallel-size", str(spec.serving.resources.gpus)] if spec.serving.resources.gpus > 1 else []),
-        *spec.serving.extra_args,
-    ]
+    args = [*vllm.run_serve_args(spec, layout.served_base(owner.name, spec.model.base), gpus=spec.serving.resources.gpus),
+            "--port", str(SERVE_PORT)]
     env = [
-        {"name": "VLLM_PLUGINS", "value": "lora_filesystem_resolver"},
-        {"name": "VLLM_LORA_RESOLVER_CACHE_DIR", "value": str(layout.checkpoints_dir(owner.name))},
-        {"name": "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "value": "True"},
+        *({"name": k, "value": v} for k, v in vllm.resolver_env(str(layout.checkpoints_dir(owner.name))).items()),
+        *({"name": k, "value": v} for k, v in ({} if on_gpu else vllm.CPU_ENV).items()),
         {"name": "HF_HUB_CACHE", "value": str(layout.hub_cache())},
         {"name": "HF_HUB_OFFLINE", "value": "1"},  # the prepare Job cached the weights on the volume
     ]

@@ -22,10 +22,16 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--server-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port of the embedded model server on 127.0.0.1 (0: any free port). Its /metrics has vLLM's "
                    "vllm:* series, for a Prometheus scrape beside --metrics-port.")
+@click.option("--server", "server", type=click.Choice(["agentrun", "vllm"]), default="agentrun", show_default=True,
+              help="The model server: agentrun's embedded one, or real vLLM with the command line the operator's "
+                   "serving Deployment uses (tests/serving holds both to one contract).")
+@click.option("--vllm-command", default="vllm", show_default=True,
+              help="--server vllm: the vllm executable, a path or a name on PATH (`make vllm` builds vLLM's CPU "
+                   "build; its bin/vllm is under `bash hack/vllm/build.sh --print-dir`).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
-def run(manifest: Path, metrics_port: int, server_port: int, no_progress: bool) -> None:
-    """Train the AgentTrainingRun in MANIFEST locally: the embedded model server instead of vLLM, plain
-    torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC.
+def run(manifest: Path, metrics_port: int, server_port: int, server: str, vllm_command: str, no_progress: bool) -> None:
+    """Train the AgentTrainingRun in MANIFEST locally: the embedded model server (or vLLM) on this machine,
+    plain torch instead of DeepSpeed, the spec's storage.localDir instead of a PVC.
 
     Prepares the dataset (and for builtin:tiny its SFT bootstrap, once), serves the base model, runs
     GRPO steps with a validation evaluation every evaluation.everySteps, and finally compares the last
@@ -44,7 +50,7 @@ def run(manifest: Path, metrics_port: int, server_port: int, no_progress: bool) 
         raise click.ClickException(str(error)) from None
     try:
         outcome = local.LocalRunner(training_run, progress=not no_progress, metrics_port=metrics_port,
-                                    server_port=server_port).execute()
+                                    server_port=server_port, server=server, vllm_command=vllm_command).execute()
     except (local.RunError, benchmark.EvaluationError) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 plain torch in place of DeepSpeed and a directory in place of the PVC (DESIGN §1).
 
     prepare   the dataset; for builtin:tiny, the tiny model and its SFT bootstrap (cached under models/)
-    serve     `agentrun serve` as a child process, its resolver pointed at the run's checkpoints
+    serve     `agentrun serve` (or real vLLM: `--server vllm`) as a child process, its resolver pointed at
+              the run's checkpoints
     evaluate  the starting policy on the validation scenarios (held-out train questions)
     loop      GRPO steps (agentrun.trainer.loop), a validation evaluation every `every_steps`
     finish    the final checkpoint and the starting policy on the test split, side by side
@@ -18,6 +19,8 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +33,7 @@ from prometheus_client import start_http_server
 from tqdm import tqdm
 from transformers import AutoConfig
 
-from agentrun import background, storage
+from agentrun import background, storage, vllm
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, compare, summary
 from agentrun.mailbox import build, synthetic
@@ -223,11 +226,36 @@ def best_checkpoint(layout: storage.Layout, run: str) -> str | None:
     return best[1] if best else None
 
 
+def model_server(run: AgentTrainingRun, layout: storage.Layout, base: str, kind: str, port: int,
+                 vllm_command: str = "vllm") -> background.ProcessServer:
+    """The run's model server, not started: `agentrun serve`, or `vllm serve` with the operator's command
+    line (agentrun.vllm) in this process's environment without its PYTHONPATH (vLLM has its own)."""
+    checkpoints_dir = str(layout.checkpoints_dir(run.metadata.name))
+    if kind == "agentrun":
+        return background.ProcessServer.module("agentrun.serving.cli", [
+            "--model", base, "--adapters-dir", checkpoints_dir, "--cache-root", str(layout.root), "--log-level",
+            "warning"], port=port)  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return background.ProcessServer([vllm_executable(vllm_command), *vllm.run_serve_args(run.spec, base, gpus=0)],
+                                    port, {**vllm.CPU_ENV, **env, **vllm.resolver_env(checkpoints_dir)})
+
+
+def vllm_executable(command: str) -> str:
+    executable = shutil.which(command)
+    if executable is None:
+        raise RunError(f"--server vllm: no vllm command at {command!r}; install vLLM, or give --vllm-command "
+                       "the path of one (`make vllm` builds its CPU build: $(bash hack/vllm/build.sh --print-dir)/bin/vllm)")
+    return executable
+
+
 class LocalRunner:
     def __init__(self, run: AgentTrainingRun, *, progress: bool = True, metrics_port: int = 0,
-                 server_port: int = 0) -> None:
+                 server_port: int = 0, server: str = "agentrun", vllm_command: str = "vllm") -> None:
         self.run = run
         self.server_port = server_port
+        self.server, self.vllm_command = server, vllm_command
+        if server == "vllm":
+            vllm_executable(vllm_command)  # before any compute
         self.spec = run.spec
         self.name = run.metadata.name
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
@@ -245,9 +273,7 @@ class LocalRunner:
         record_spec(self.run, self.layout)
         checkpoints_dir = self.layout.checkpoints_dir(self.name)
         checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        server_args = ["--model", base, "--adapters-dir", str(checkpoints_dir), "--cache-root", str(self.layout.root),
-                       "--log-level", "warning"]
-        server = background.ProcessServer.module("agentrun.serving.cli", server_args, port=self.server_port)
+        server = model_server(self.run, self.layout, base, self.server, self.server_port, self.vllm_command)
         try:  # the server stops however this ends: an exception, Ctrl-C or SIGTERM at any point
             server.start(timeout=SERVER_START_SECONDS)
             publisher = AdapterPublisher(server.base_url)
