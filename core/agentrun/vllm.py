@@ -34,14 +34,16 @@ def serve_args(model: str, *, dtype: str, max_model_len: int, max_loras: int, lo
     ]  # fmt: skip
 
 
-def run_serve_args(spec: RunSpec, model: str, *, gpus: int) -> list[str]:
-    """`serve_args` for a run whose server loads the base as `model`, on `gpus` GPUs (0: the CPU build)."""
+def run_serve_args(spec: RunSpec, model: str, *, gpus: int, port: int | None = None) -> list[str]:
+    """`serve_args` for a run whose server loads the base as `model`, on `gpus` GPUs (0: the CPU build);
+    the spec's `serving.extraArgs` come last, so that they can override any flag before them."""
     # vLLM refuses a max-model-len beyond the model's positions, and the spec's default is a real model's
     max_model_len = min(spec.model.max_model_len, TINY_CONTEXT) if spec.model.base == TINY else spec.model.max_model_len
     return [
         *serve_args(model, dtype=spec.model.dtype, max_model_len=max_model_len, max_loras=spec.serving.max_loras,
                     lora_rank=spec.training.lora.rank,
                     gpu_memory_utilization=spec.serving.gpu_memory_utilization if gpus else None),
+        *(["--port", str(port)] if port is not None else []),
         *(["--revision", spec.model.revision] if spec.model.revision else []),
         *(["--tensor-parallel-size", str(gpus)] if gpus > 1 else []),
         *spec.serving.extra_args,

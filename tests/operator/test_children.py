@@ -65,7 +65,10 @@ def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> 
     assert vllm["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["port"] == 8000
-    assert args[args.index("--gpu-memory-utilization") + 1] == "0.85"
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.85" and args[args.index("--port") + 1] == "8000"
+    extra = run.model_copy(update={"spec": run.spec.model_copy(update={
+        "serving": run.spec.serving.model_copy(update={"extra_args": ["--max-loras", "8"]})})})
+    assert container(children.serving(extra, OWNER)[0])["args"][-2:] == ["--max-loras", "8"]  # last: they override
 
 
 def test_the_default_manifest_serves_the_tiny_model_the_prepare_job_built_on_a_cpu_build_of_vllm() -> None:

@@ -311,8 +311,8 @@ def serving(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
     spec, names = run.spec, Names(owner.name)
     layout = storage.Layout(Path(DATA_MOUNT))
     on_gpu = spec.serving.resources.gpus > 0
-    args = [*vllm.run_serve_args(spec, layout.served_base(owner.name, spec.model.base), gpus=spec.serving.resources.gpus),
-            "--port", str(SERVE_PORT)]
+    args = vllm.run_serve_args(spec, layout.served_base(owner.name, spec.model.base), gpus=spec.serving.resources.gpus,
+                               port=SERVE_PORT)
     env = [
         *({"name": k, "value": v} for k, v in vllm.resolver_env(str(layout.checkpoints_dir(owner.name))).items()),
         *({"name": k, "value": v} for k, v in ({} if on_gpu else vllm.CPU_ENV).items()),
