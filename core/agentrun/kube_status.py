@@ -1,9 +1,11 @@
 """Progress into an AgentTrainingRun's status, from the run's own pods (DESIGN §5): each writer patches
 only its keys under `status.progress`, with the pod's ServiceAccount, whose Role allows exactly this
-run's status and nothing else. A failed patch is logged, never fatal: progress is not worth a step."""
+run's status (and Events) and nothing else. A failed call is logged, never fatal: progress is not worth
+a step."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -24,5 +26,25 @@ class StatusWriter:
                                   subresource="status")
         except KubeError as exc:
             log.warning("could not report progress to %s/%s: %s", self.namespace, self.run, exc)
+            return False
+        return True
+
+    def event(self, reason: str, message: str, event_type: str = "Warning") -> bool:
+        """An Event on the run (what `kubectl describe atr` lists); False if the server refused."""
+        try:
+            run = self.kube.get(API_VERSION, KIND, self.namespace, self.run)
+            if run is None:
+                return False
+            now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.kube.create({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"generateName": f"{self.run}.", "namespace": self.namespace},
+                "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": self.run,
+                                   "namespace": self.namespace, "uid": run["metadata"]["uid"]},
+                "reason": reason, "message": message[:1024], "type": event_type,
+                "source": {"component": "agentrun-learner"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            })  # fmt: skip
+        except KubeError as exc:
+            log.warning("could not post event %s on %s/%s: %s", reason, self.namespace, self.run, exc)
             return False
         return True

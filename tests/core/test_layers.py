@@ -60,3 +60,11 @@ def test_operator_is_the_standard_library() -> None:
     assert spec is not None and spec.origin is not None and "site-packages" not in spec.origin
     assert Path(operator.__file__).parent != REPO / "operator"
     assert importlib.util.find_spec("agentrun.operator") is not None
+
+
+def test_the_model_server_does_not_import_the_scripted_test_double() -> None:
+    """`agentrun.wire` holds the wire format; the scripted server is a test double, not a library."""
+    serving = REPO / "trainer" / "agentrun" / "serving"
+    offenders = {f"{path.relative_to(REPO)}: {name}" for path in serving.rglob("*.py")
+                 for name in imported_modules(path) if name.startswith("agentrun.scripted")}
+    assert offenders == set()

@@ -351,7 +351,8 @@ def test_the_serving_image_exposes_the_port_the_deployment_serves_on(run: AgentT
 def test_the_trainer_image_exposes_the_learners_ports(run: AgentTrainingRun) -> None:
     learner = next(o for o in trainer_pods(run) if o["metadata"]["name"].endswith("-learner"))
     ports = {p["containerPort"] for p in container(learner)["ports"]}
-    assert exposed(parse_dockerfile("trainer").final) == ports == {children.METRICS_PORT, children.RENDEZVOUS_PORT}
+    assert exposed(parse_dockerfile("trainer").final) == ports == {
+        children.METRICS_PORT, children.LIVENESS_PORT, children.RENDEZVOUS_PORT}
 
 
 def test_the_operator_image_exposes_the_cli_defaults() -> None:

@@ -114,6 +114,18 @@ def test_the_learner_is_an_indexed_job_that_rendezvouses_at_pod_zero_and_resumes
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 
+def test_the_learner_is_live_while_it_completes_steps_and_the_probe_can_be_turned_off(run) -> None:  # noqa: ANN001
+    job, _ = children.learner(run, OWNER)
+    learner = container(job)
+    assert learner["command"][learner["command"].index("--liveness-port") + 1] == str(children.LIVENESS_PORT)
+    assert {"name": "liveness", "containerPort": children.LIVENESS_PORT} in learner["ports"]
+    assert learner["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    off = run.model_copy(update={"spec": run.spec.model_copy(update={
+        "learner": run.spec.learner.model_copy(update={"stall_timeout_seconds": 0})})})
+    unprobed = container(children.learner(off, OWNER)[0])
+    assert "livenessProbe" not in unprobed and "--liveness-port" not in unprobed["command"]
+
+
 def test_the_judge_key_comes_from_the_secret_by_reference(run) -> None:  # noqa: ANN001
     job, _ = children.learner(run, OWNER)
     assert env(job)["AGENTRUN_JUDGE_API_KEY"] == {"secretKeyRef": {"name": "judge-key", "key": "api-key"}}
@@ -126,6 +138,7 @@ def test_workload_rbac_touches_only_this_runs_status(run) -> None:  # noqa: ANN0
          "verbs": ["get"]},
         {"apiGroups": ["agentrun.dev"], "resources": ["agenttrainingruns/status"],
          "resourceNames": ["qwen3-4b-enron"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen3-4b-enron-workload",
                                     "namespace": "agentrun"}]

@@ -96,6 +96,10 @@ def test_progress_from_the_runs_service_account_shows_and_it_cannot_touch_anothe
         row = kube.kubectl("get", "atr", "alpha", "-n", ns, "--no-headers").stdout.split()
         assert row[1:4] == ["Running", "7", "-0.25"]
         assert not StatusWriter(client, ns, "beta").progress(step=99)  # 403 from the real RBAC
+        # the learner's LearnerStalled, as `kubectl describe atr` shows it
+        assert StatusWriter(client, ns, "alpha").event("LearnerStalled", "stalled: no step completed for 61 s")
+    stalled = [e for e in events(kube, ns, "alpha") if e["reason"] == "LearnerStalled"]
+    assert [(e["type"], e["message"]) for e in stalled] == [("Warning", "stalled: no step completed for 61 s")]
     assert run_status(kube, ns, "beta").get("progress", {}).get("step", 0) == 0
     denied = kube.kubectl("get", "secrets", "-n", ns, kubeconfig=identity, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -19,6 +21,7 @@ pytest.importorskip("torch")
 
 from agentrun import background, storage  # noqa: E402
 from tests import vllm  # noqa: E402
+from tests.kube.cluster import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -93,3 +96,53 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
         run_workload("evaluator", env, "--final")  # takes the newest intact checkpoint
         assert json.loads(layout.eval_result("pods", 1, "test").read_text())["model"] == "step-000001"
         assert layout.eval_result("pods", 0, "test").is_file()
+
+
+def test_a_learner_whose_server_stops_answering_fails_its_liveness_probe(tiny_dir: Path, tmp_path: Path) -> None:
+    """A hung rollout (the server SIGSTOPped, as a wedged vLLM is): the process lives on, but its /healthz
+    turns 503 once no step has completed for learner.stallTimeoutSeconds, and it says why."""
+    root = tmp_path / "data"
+    manifest = {
+        "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun", "metadata": {"name": "stall"},
+        "spec": {
+            "model": {"base": str(tiny_dir)}, "dataset": {"name": "small", "emails": 1000},
+            "environment": {"maxTurns": 2, "maxNewTokens": 24},
+            "training": {"steps": 100, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 50},
+            "learner": {"stallTimeoutSeconds": 20},
+        },
+    }
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(manifest))
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    env.update(AGENTRUN_RUN_FILE=str(run_file), AGENTRUN_STORAGE=str(root), AGENTRUN_ENGINE="torch")
+    layout = storage.Layout(root)
+    run_workload("prepare", env)
+    server_args = ["--model", str(tiny_dir), "--adapters-dir", str(layout.checkpoints_dir("stall")), "--log-level",
+                   "warning"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        liveness_port = probe.getsockname()[1]
+    with background.ProcessServer.module("agentrun.serving.cli", server_args) as server:
+        env["AGENTRUN_SERVER_URL"] = server.base_url
+        learner = subprocess.Popen([sys.executable, "-m", "agentrun.workloads.learner", "--liveness-port",
+                                    str(liveness_port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        try:
+            steps = layout.run_dir("stall") / "steps.jsonl"
+            wait_until(lambda: steps.is_file() and steps.read_text().count("\n") >= 1 or learner.poll() is not None,
+                       timeout=300, what="the learner's first step", interval=0.5)
+            assert learner.poll() is None, learner.communicate()[0][-4000:]
+            healthy = httpx.get(f"http://127.0.0.1:{liveness_port}/healthz", timeout=10)
+            assert healthy.status_code == 200, healthy.text
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                stalled = wait_until(lambda: (r := httpx.get(f"http://127.0.0.1:{liveness_port}/healthz",
+                                                             timeout=10)).status_code == 503 and r, timeout=120,
+                                     what="/healthz answering 503", interval=1.0)
+                assert "stalled: no step completed for" in stalled.text and learner.poll() is None
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+        finally:
+            learner.kill()
+            output = learner.communicate()[0]
+    assert "liveness: stalled: no step completed for" in output

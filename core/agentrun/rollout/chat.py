@@ -39,9 +39,10 @@ from typing import Any
 
 import aiohttp
 import pydantic_core
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from agentrun.rollout.trajectory import from_json, to_json, without_lone_surrogates
+from agentrun.wire import Completion
 
 
 class ChatRequestError(Exception):
@@ -69,51 +70,6 @@ class StatusError(ChatRequestError):
         super().__init__(f"HTTP {status} {reason}: {message}")
         self.status = status
         self.retryable = status == 429 or status >= 500
-
-
-class FunctionCall(BaseModel):
-    name: str
-    arguments: str
-
-
-class ToolCall(BaseModel):
-    id: str
-    type: str = "function"
-    function: FunctionCall
-
-
-class Message(BaseModel):
-    content: str | None = None
-    tool_calls: list[ToolCall] | None = None
-
-
-class TokenLogprob(BaseModel):
-    logprob: float
-
-
-class Logprobs(BaseModel):
-    content: list[TokenLogprob] | None = None
-
-
-class Choice(BaseModel):
-    message: Message
-    finish_reason: str
-    logprobs: Logprobs | None = None
-    token_ids: list[int] | None = None  # vLLM's `return_token_ids`
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class Completion(BaseModel):
-    """The fields of a `chat.completion` reply that a trajectory keeps; other fields are ignored."""
-
-    model: str
-    choices: list[Choice] = Field(min_length=1)
-    usage: Usage | None = None
-    prompt_token_ids: list[int] | None = None  # vLLM's `return_token_ids`
 
 
 def _error_message(payload: bytes) -> str:

@@ -50,6 +50,7 @@ from agentrun.environment.judge import Judge
 from agentrun.mailbox import queries
 from agentrun.mailbox.records import Scenario
 from agentrun.rollout import chat
+from agentrun.wire import Completion
 from agentrun.rollout.trajectory import (
     EpisodeRecord,
     RewardRecord,
@@ -109,7 +110,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _turn(completion: chat.Completion, prompt_messages: int, latency: float, retries: int) -> Turn:
+def _turn(completion: Completion, prompt_messages: int, latency: float, retries: int) -> Turn:
     choice = completion.choices[0]
     logprobs = choice.logprobs.content if choice.logprobs is not None else None
     usage = completion.usage

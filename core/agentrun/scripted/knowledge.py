@@ -19,7 +19,7 @@ from agentrun.environment.judge import DeterministicJudge
 from agentrun.mailbox import queries, schema, writer
 from agentrun.mailbox.records import Scenario
 from agentrun.scripted.policies import ANSWER_TOOL, Call, Plan
-from agentrun.scripted.protocol import text_of
+from agentrun.wire import text_of
 
 MAX_SEARCHES_PER_SOURCE = 3
 KEYWORDS_PER_SEARCH = 3

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from agentrun import wire
 from agentrun.scripted import policies, protocol
 from agentrun.scripted.knowledge import Knowledge, UnknownScenario
 
@@ -82,7 +83,7 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def _error(message: str, err_type: str, status: int, param: str | None = None) -> Response:
-    return _json(protocol.error_body(message, err_type, status, param), status)
+    return _json(wire.error_body(message, err_type, status, param), status)
 
 
 async def _hang(request: Request, seconds: float) -> None:
@@ -156,9 +157,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         if not isinstance(data, dict):
             return _error("the request body must be a JSON object", "BadRequestError", 400)
         try:
-            chat = protocol.ChatRequest.model_validate(data)
+            chat = wire.ChatRequest.model_validate(data)
         except ValidationError as error:
-            return _json(protocol.validation_error_body(error), 400)
+            return _json(wire.validation_error_body(error), 400)
         if chat.model not in config.models:
             return _error(f"The model `{chat.model}` does not exist.", "NotFoundError", 404, "model")
         try:

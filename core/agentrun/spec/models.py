@@ -345,6 +345,10 @@ class LearnerSpec(SpecModel):
     server_timeout_seconds: Annotated[int, Field(ge=10, le=86400)] = 1800
     """How long the learner waits for the server's /health before its first step (vLLM loads weights for
     minutes); the run shows condition ServingReady=False meanwhile."""
+    stall_timeout_seconds: Annotated[int, Field(ge=0, le=604800)] = 3600
+    """A learner that completes no step for this long after it starts training (a hung rollout, a stuck
+    collective) fails its liveness probe and is replaced, resuming from the newest checkpoint; it posts a
+    `LearnerStalled` Warning Event on the run first. 0: no such probe. Set it above your slowest step."""
 
 
 class PvcSpec(SpecModel):

@@ -32,6 +32,7 @@ SPEC_MOUNT = "/etc/agentrun"
 SPEC_FILE = f"{SPEC_MOUNT}/run.yaml"
 SERVE_PORT = 8000
 METRICS_PORT = 9400
+LIVENESS_PORT = 9401  # the learner's progress-aware /healthz
 RENDEZVOUS_PORT = 29500
 WORKLOAD_USER = 1000  # the trainer image's non-root user
 SERVING_USER = 1000  # the serving image's non-root user
@@ -286,6 +287,7 @@ def workload_rbac(owner: Owner) -> list[dict[str, Any]]:
         {"apiGroups": [GROUP], "resources": [PLURAL], "resourceNames": [owner.name], "verbs": ["get"]},
         {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "resourceNames": [owner.name],
          "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},  # the learner's LearnerStalled
     ]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(owner, name, "rbac")},
@@ -377,6 +379,7 @@ def learner(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
         "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={gpus}", "--node-rank=$(JOB_COMPLETION_INDEX)",
         f"--master-addr={rendezvous}", f"--master-port={RENDEZVOUS_PORT}",
         "-m", "agentrun.workloads.learner", "--resume", "latest", "--metrics-port", str(METRICS_PORT),
+        *(["--liveness-port", str(LIVENESS_PORT)] if spec.learner.stall_timeout_seconds else []),
     ]
     env = [
         {"name": "AGENTRUN_SERVER_URL", "value": serving_url(owner)},
@@ -387,8 +390,14 @@ def learner(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
     # NCCL's shared-memory transport between the pod's GPUs needs more than the runtime's 64 MiB /dev/shm
     pod["spec"]["volumes"].append({"name": "shm", "emptyDir": {"medium": "Memory"}})
     pod["spec"]["containers"][0]["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
-    pod["spec"]["containers"][0]["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT},
-                                             {"name": "metrics", "containerPort": METRICS_PORT}]
+    learner_container = pod["spec"]["containers"][0]
+    learner_container["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT},
+                                  {"name": "metrics", "containerPort": METRICS_PORT}]
+    if spec.learner.stall_timeout_seconds:
+        learner_container["ports"].append({"name": "liveness", "containerPort": LIVENESS_PORT})
+        # the endpoint itself waits stallTimeoutSeconds; a few failed probes in a row, not one slow answer
+        learner_container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "liveness"},
+                                              "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 3}
     job = _job(run, owner, names.learner, "learner", pod, retries=spec.learner.retries, completions=nodes,
                parallelism=nodes, completionMode="Indexed")
     service = {

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from transformers import PreTrainedTokenizerBase
 
 from agentrun.rollout import trajectory
-from agentrun.scripted import protocol
+from agentrun import wire
 from agentrun.serving import adapters, completions, metrics
 from agentrun.serving.engine import Engine, Job
 
@@ -48,7 +48,7 @@ class ServedModel:
 class ApiError(Exception):
     def __init__(self, message: str, status: int, err_type: str, param: str | None = None) -> None:
         super().__init__(message)
-        self.body = protocol.error_body(message, err_type, status, param)
+        self.body = wire.error_body(message, err_type, status, param)
         self.status = status
 
 
@@ -103,7 +103,7 @@ def create_app(served: ServedModel, engine: Engine, server_metrics: metrics.Serv
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> Response:
         log.exception("request failed", exc_info=error)
-        return _json(protocol.error_body(f"{type(error).__name__}: {error}", "InternalServerError", 500), 500)
+        return _json(wire.error_body(f"{type(error).__name__}: {error}", "InternalServerError", 500), 500)
 
     @app.get("/health")
     async def health() -> Response:
@@ -190,9 +190,9 @@ def create_app(served: ServedModel, engine: Engine, server_metrics: metrics.Serv
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         try:
-            chat = protocol.ChatRequest.model_validate(await _json_object(request))
+            chat = wire.ChatRequest.model_validate(await _json_object(request))
         except ValidationError as error:
-            return _json(protocol.validation_error_body(error), 400)
+            return _json(wire.validation_error_body(error), 400)
         adapter = await adapter_for(chat.model)
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 from transformers import PreTrainedTokenizerBase
 
-from agentrun.scripted import protocol
+from agentrun import wire
 from agentrun.serving import sampling, toolcalls
 from agentrun.serving.engine import Job
 
@@ -39,8 +39,8 @@ class Defaults:
     top_p: float = 1.0
 
 
-def _template_message(message: protocol.Message) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": message.role, "content": protocol.text_of(message.content)}
+def _template_message(message: wire.Message) -> dict[str, Any]:
+    entry: dict[str, Any] = {"role": message.role, "content": wire.text_of(message.content)}
     if message.tool_calls:
         entry["tool_calls"] = [call.model_dump() for call in message.tool_calls]
     if message.tool_call_id is not None:
@@ -48,7 +48,7 @@ def _template_message(message: protocol.Message) -> dict[str, Any]:
     return entry
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, request: protocol.ChatRequest) -> list[int]:
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, request: wire.ChatRequest) -> list[int]:
     """The prompt's token ids: chat template with tools and the generation prompt, then encode."""
     tools = [tool.model_dump(exclude_none=True) for tool in request.tools] if request.tools else None
     try:
@@ -68,7 +68,7 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, request: protocol.ChatRequest
 
 
 def new_jobs(
-    request: protocol.ChatRequest,
+    request: wire.ChatRequest,
     prompt: list[int],
     *,
     adapter: str | None,
@@ -125,7 +125,7 @@ def _logprobs(tokenizer: PreTrainedTokenizerBase, job: Job) -> dict[str, Any]:
     return {"content": entries}
 
 
-def _choice(index: int, job: Job, request: protocol.ChatRequest, tokenizer: PreTrainedTokenizerBase,
+def _choice(index: int, job: Job, request: wire.ChatRequest, tokenizer: PreTrainedTokenizerBase,
             eos_ids: frozenset[int]) -> dict[str, Any]:  # fmt: skip
     parse_tools = bool(request.tools) and request.tool_choice != "none"
     ids = job.token_ids
@@ -153,7 +153,7 @@ def _choice(index: int, job: Job, request: protocol.ChatRequest, tokenizer: PreT
 
 
 def response_body(
-    request: protocol.ChatRequest,
+    request: wire.ChatRequest,
     prompt: list[int],
     jobs: Sequence[Job],
     tokenizer: PreTrainedTokenizerBase,
@@ -162,6 +162,6 @@ def response_body(
     """vLLM's `chat.completion` for finished jobs, with `prompt_token_ids`/`token_ids` when asked for."""
     completion_tokens = sum(len(job.token_ids) for job in jobs)
     choices = [_choice(index, job, request, tokenizer, eos_ids) for index, job in enumerate(jobs)]
-    return protocol.completion_body(
+    return wire.completion_body(
         f"chatcmpl-{uuid.uuid4().hex}", request.model, choices, prompt, completion_tokens, request.return_token_ids
     )

@@ -23,6 +23,7 @@ from agentrun.runner import local
 from agentrun.trainer.loop import StepRecord
 from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
+from agentrun.workloads.liveness import Liveness
 
 
 SERVER_POLL_SECONDS = 2.0
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--resume", choices=["latest"], default="latest",
                         help="where to start: the newest complete checkpoint (the only choice)")
     parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument("--liveness-port", type=int, default=0,
+                        help="serve GET /healthz there: 503 once no step completed for learner.stallTimeoutSeconds")
     args = parser.parse_args()
     workload = Workload.from_environment()
     run, layout = workload.run, workload.layout
@@ -66,14 +69,27 @@ def main() -> None:
     dataset_dir = layout.dataset_dir(run.spec.dataset.name)
     base = prepare.prepared_base(run, layout, dataset_dir)  # built by the prepare Job
     reporters: list[local.Reporter] = [local.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0:
-        reporters.append(StatusReporter(StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name)))
+    writer = StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name) \
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0 else None
+    if writer is not None:
+        reporters.append(StatusReporter(writer))
     if args.metrics_port and rank == 0:  # one metrics server per pod: the ranks would share its port
         reporters.append(local.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
                                                addr="0.0.0.0"))
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
     loop = local.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
                             engine=engine)
+    # The pod's first rank answers the probe: a rank that hangs holds up the others' collectives too. Made
+    # after the model loaded, so that loading is not a stall.
+    if args.liveness_port and run.spec.learner.stall_timeout_seconds and local_rank == 0:
+        def tell(reason: str) -> None:
+            print(f"liveness: {reason}", flush=True)
+            if writer is not None:
+                writer.event("LearnerStalled", reason)
+
+        liveness = Liveness(run.spec.learner.stall_timeout_seconds, on_stall=tell)
+        liveness.serve(args.liveness_port)
+        loop.reporters.append(liveness)
     loop.resume()
     loop.run()
 
