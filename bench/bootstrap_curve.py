@@ -23,8 +23,9 @@ import torch
 from tiny_model import evaluate  # bench/ is the script's directory, so on sys.path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from agentrun import demonstrations
 from agentrun.evaluator import benchmark
-from agentrun.trainer import curriculum, demonstrations, masking, sft
+from agentrun.trainer import curriculum, masking, sft
 
 HELD_OUT = 250  # the quickstart's evaluation.limit: validation questions the bootstrap never sees
 

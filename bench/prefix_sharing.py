@@ -20,10 +20,11 @@ from statistics import median
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from agentrun import demonstrations
 from agentrun.evaluator import benchmark
 from agentrun.mailbox import build, schema
 from agentrun.models import tiny
-from agentrun.trainer import demonstrations, masking, prefix, sft
+from agentrun.trainer import masking, prefix, sft
 from agentrun.trainer.learner import Learner, LearnerSettings
 from agentrun.trainer.samples import Sample
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from agentrun import background, storage
+from agentrun import background, demonstrations, storage
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, compare
 from agentrun.runner import local
 from agentrun.spec.models import AgentTrainingRun
-from agentrun.trainer import demonstrations, sft
+from agentrun.trainer import sft
 
 ROOT = Path(__file__).resolve().parent.parent
 # The spec's defaults for the synthetic mailbox (DatasetSpec), under a dataset name of their own.

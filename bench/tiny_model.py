@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from agentrun import demonstrations
 from agentrun.environment import reward
 from agentrun.environment.email_env import EmailEnvironment
 from agentrun.environment.episode import ToolCall
@@ -32,7 +33,7 @@ from agentrun.environment.judge import DeterministicJudge
 from agentrun.evaluator import benchmark
 from agentrun.mailbox import build, queries, schema
 from agentrun.models import tiny
-from agentrun.trainer import curriculum, demonstrations, sft
+from agentrun.trainer import curriculum, sft
 
 TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 MAX_NEW_TOKENS = 256  # a tool call or final answer is ~30-100 tokens; more is a model that rambles

@@ -14,7 +14,8 @@ import torch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from agentrun.trainer import cli, demonstrations, masking, sft  # noqa: E402
+from agentrun import demonstrations  # noqa: E402
+from agentrun.trainer import cli, masking, sft  # noqa: E402
 
 SHOWN = [
     demonstrations.Demonstration(

@@ -23,9 +23,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import chat_template_utils
 
-from agentrun import storage
+from agentrun import demonstrations, storage
 from agentrun.mailbox import build, schema, writer
-from agentrun.trainer import demonstrations
 
 VOCAB_SIZE = 2048
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"

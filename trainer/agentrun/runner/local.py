@@ -33,7 +33,7 @@ from prometheus_client import start_http_server
 from tqdm import tqdm
 from transformers import AutoConfig
 
-from agentrun import background, storage, vllm
+from agentrun import background, demonstrations, storage, vllm
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, compare, summary
 from agentrun.mailbox import build, synthetic
@@ -44,7 +44,7 @@ from agentrun.models import loading
 from agentrun.rollout.adapters import AdapterPublisher
 from agentrun.rollout.driver import RolloutDriver
 from agentrun.spec.models import TINY, AgentTrainingRun
-from agentrun.trainer import demonstrations, sft
+from agentrun.trainer import sft
 from agentrun.trainer.learner import Learner, LearnerSettings
 from agentrun.trainer.loop import LoopSettings, Publish, StepRecord, StepReporter, TrainingLoop
 

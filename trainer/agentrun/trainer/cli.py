@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from agentrun import storage
+from agentrun import demonstrations, storage
 from agentrun.mailbox.schema import MailboxError
 from agentrun.models import loading
 from agentrun.spec.models import TINY
-from agentrun.trainer import demonstrations
 from agentrun.trainer import sft as fine_tuning
 
 

@@ -23,10 +23,10 @@ from peft import LoraConfig, get_peft_model
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 
-from agentrun import storage
+from agentrun import demonstrations, storage
 from agentrun.mailbox.records import Scenario
 from agentrun.models import loading
-from agentrun.trainer import checkpoints, curriculum, demonstrations, masking, prefix
+from agentrun.trainer import checkpoints, curriculum, masking, prefix
 from agentrun.trainer.masking import Encoded
 
 IGNORE = -100  # label of a token that is not trained (the value transformers' loss skips)

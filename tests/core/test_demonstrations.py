@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from agentrun import demonstrations
 from agentrun.environment.email_env import EmailEnvironment
 from agentrun.environment.episode import ToolCall
 from agentrun.mailbox import queries, schema
 from agentrun.rollout.trajectory import Timings, Trajectory
 from agentrun.scripted.knowledge import Knowledge
-from agentrun.trainer import demonstrations
 
 
 def test_oracle_episodes_are_what_the_environment_produces(dataset: Path) -> None:

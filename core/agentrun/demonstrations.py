@@ -4,6 +4,8 @@ Two sources: the scripted oracle played over a dataset's scenarios (the plan of 
 each call executed by the real `EmailEnvironment`, so tool results are byte for byte what the model will
 see in rollouts), or a JSONL file a user supplies, one conversation per line, either a rollout
 `Trajectory` or a plain `{"messages": [...], "tools": [...]}` object.
+
+In the core, not the trainer: the models read them too (the tokenizer's corpus), and they need no torch.
 """
 
 from __future__ import annotations
