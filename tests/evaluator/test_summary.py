@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from agentrun.evaluator import summary
@@ -21,13 +19,6 @@ def trajectory(scenario_id: int, outcome: str | None, reward: float = 0.0, corre
     return Trajectory(scenario_id=scenario_id, question="q", model="m", episode=episode, answer_correct=correct,
                       reward=record, timings=Timings(wall_seconds=wall),
                       exception=None if outcome else "ConnectError: refused")
-
-
-def test_percentile_interpolates_between_ranks() -> None:
-    assert summary.percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
-    assert summary.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
-    assert summary.percentile([7.0], 95) == 7.0
-    assert math.isnan(summary.percentile([], 50))
 
 
 def test_summary_counts_failures_as_wrong_but_keeps_them_out_of_means() -> None:

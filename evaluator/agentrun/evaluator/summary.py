@@ -12,19 +12,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from agentrun import stats
 from agentrun.rollout.trajectory import Trajectory
 
 EXCEPTION = "exception"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between closest ranks; nan when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -61,8 +52,8 @@ def summarize(trajectories: Sequence[Trajectory]) -> EvalSummary:
         sources_accuracy=sum(t.reward.sources_correct for t in ran if t.reward) / asked,
         mean_reward=_mean([t.reward.total for t in ran if t.reward]),
         mean_turns=_mean([t.episode.turns for t in ran if t.episode]),
-        latency_p50_seconds=percentile(latencies, 50),
-        latency_p95_seconds=percentile(latencies, 95),
+        latency_p50_seconds=stats.percentile(latencies, 50),
+        latency_p95_seconds=stats.percentile(latencies, 95),
         outcomes=dict(sorted(outcomes.items())),
     )
 

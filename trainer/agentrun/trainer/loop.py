@@ -25,8 +25,7 @@ from typing import Protocol
 import torch
 from peft import PeftModel
 
-from agentrun import checkpoint_files, storage
-from agentrun.evaluator.summary import percentile
+from agentrun import checkpoint_files, stats, storage
 from agentrun.rollout.client import check_served_by
 from agentrun.rollout.trajectory import Trajectory, write_jsonl
 from agentrun.trainer import checkpoints, grpo
@@ -185,7 +184,8 @@ class TrainingLoop:
             trained_tokens=metrics.trained_tokens if metrics else 0,
             tokens_per_second=metrics.tokens_per_second if metrics else 0.0, mfu=metrics.mfu if metrics else 0.0,
             rollout_seconds=rollout_seconds, train_seconds=train_seconds, save_seconds=0.0,
-            trajectory_seconds_p50=percentile(durations, 50), trajectory_seconds_p90=percentile(durations, 90),
+            trajectory_seconds_p50=stats.percentile(durations, 50),
+            trajectory_seconds_p90=stats.percentile(durations, 90),
             trajectory_seconds_max=max(durations), rollout_errors=error_kinds(flat),
         )
         save_started = time.perf_counter()
