@@ -27,10 +27,9 @@ from typing import Any
 
 import yaml
 
-from agentrun import background, demonstrations, storage
+from agentrun import background, demonstrations, pipeline, storage
 from agentrun.environment import judge as judges
 from agentrun.evaluator import benchmark, compare
-from agentrun.runner import local
 from agentrun.spec.models import AgentTrainingRun
 from agentrun.trainer import sft
 
@@ -91,7 +90,7 @@ def main() -> None:
         rl_seconds = sum(s["rollout_seconds"] + s["train_seconds"] + s["save_seconds"] for s in steps)
 
         dataset_dir = layout.dataset_dir(run.spec.dataset.name)
-        start_model = local.bootstrap_dir(run, layout)
+        start_model = pipeline.bootstrap_dir(run, layout)
         control_dir = layout.run_dir(name) / "control"
         if not (control_dir / "config.json").is_file():
             settings = dataclasses.replace(sft.TINY_BOOTSTRAP, curriculum_steps=0, language_steps=0, seed=seed,

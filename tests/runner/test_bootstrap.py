@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from agentrun import storage  # noqa: E402
+from agentrun import pipeline, storage  # noqa: E402
 from agentrun.evaluator import benchmark  # noqa: E402
 from agentrun.mailbox import writer  # noqa: E402
-from agentrun.runner import local  # noqa: E402
 from agentrun.scripted.knowledge import Knowledge  # noqa: E402
 from agentrun.spec.models import AgentTrainingRun  # noqa: E402
 from agentrun.trainer import curriculum  # noqa: E402
@@ -25,7 +24,7 @@ def test_the_bootstrap_learns_only_from_the_training_pool(dataset: Path, tmp_pat
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     run = AgentTrainingRun.model_validate({
         "apiVersion": "agentrun.dev/v1alpha1", "kind": "AgentTrainingRun", "metadata": {"name": "held-out"},
-        "spec": {"model": {"base": local.TINY}, "dataset": {"name": "small"},
+        "spec": {"model": {"base": pipeline.TINY}, "dataset": {"name": "small"},
                  "evaluation": {"limit": HELD_OUT}, "storage": {"localDir": str(tmp_path)}},
     })
     layout = storage.Layout(tmp_path)
@@ -41,11 +40,11 @@ def test_the_bootstrap_learns_only_from_the_training_pool(dataset: Path, tmp_pat
         out.mkdir(parents=True)
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(local.sft, "fine_tune", fine_tune)
-    served = local.prepare_base(run, layout, dataset, progress=False)
+    monkeypatch.setattr(pipeline.sft, "fine_tune", fine_tune)
+    served = pipeline.prepare_base(run, layout, dataset, progress=False)
 
     assert [call["dataset_dir"] for call in calls] == [dataset]  # bootstrapped, not the stale cache
-    assert Path(served) == local.bootstrap_dir(run, layout).resolve()
+    assert Path(served) == pipeline.bootstrap_dir(run, layout).resolve()
     assert Path(served) not in {directory.resolve() for directory in stale}
     split = benchmark.split_train(dataset, HELD_OUT)
     training, validation = {s.id for s in split.training}, {s.id for s in split.validation}
@@ -61,5 +60,5 @@ def test_the_bootstrap_learns_only_from_the_training_pool(dataset: Path, tmp_pat
     answers = curriculum.string_pools(dataset, calls[0]["scenarios"])[-1]
     assert answers == sorted({s.answer for s in split.training})
 
-    local.prepare_base(run, layout, dataset, progress=False)
+    pipeline.prepare_base(run, layout, dataset, progress=False)
     assert len(calls) == 1  # the new bootstrap is cached

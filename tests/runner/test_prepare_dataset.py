@@ -9,9 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from agentrun import storage  # noqa: E402
+from agentrun import pipeline, storage  # noqa: E402
 from agentrun.mailbox import build, writer  # noqa: E402
-from agentrun.runner import local  # noqa: E402
 from agentrun.spec import loading  # noqa: E402
 from agentrun.spec.models import AgentTrainingRun  # noqa: E402
 
@@ -26,11 +25,11 @@ def run_with(tmp_path: Path, **dataset: object) -> AgentTrainingRun:
 def test_the_spec_difficulty_is_built_and_a_mismatch_is_refused(tmp_path: Path) -> None:
     layout = storage.Layout(tmp_path)
     easy = run_with(tmp_path, messageIdStyle="short", hardDistractors=0.0, emailsPerInbox=250)
-    directory = local.prepare_dataset(easy, layout, progress=False)
+    directory = pipeline.prepare_dataset(easy, layout, progress=False)
     assert build.built_from(directory) == {"source": "synthetic", "seed": 0, "emails": 1000, "messageIdStyle": "short",
                                            "hardDistractors": 0.0, "emailsPerInbox": 250}
     assert all(s.message_ids[0].startswith("<m") for s in writer.load_scenarios(storage.scenarios_file(directory)))
-    assert local.prepare_dataset(easy, layout, progress=False) == directory  # the same settings: reused
+    assert pipeline.prepare_dataset(easy, layout, progress=False) == directory  # the same settings: reused
 
-    with pytest.raises(local.RunError, match=r"dataset 'shared': .*hardDistractors=0\.0.*hardDistractors=1\.0"):
-        local.prepare_dataset(run_with(tmp_path, messageIdStyle="short", emailsPerInbox=250), layout, progress=False)
+    with pytest.raises(pipeline.RunError, match=r"dataset 'shared': .*hardDistractors=0\.0.*hardDistractors=1\.0"):
+        pipeline.prepare_dataset(run_with(tmp_path, messageIdStyle="short", emailsPerInbox=250), layout, progress=False)

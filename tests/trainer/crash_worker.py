@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from agentrun.runner.local import StepLog
+from agentrun import pipeline
 from agentrun.trainer.learner import Learner
 from agentrun.trainer.loop import LoopSettings, TrainingLoop
 
@@ -24,7 +24,8 @@ def main() -> None:
     model = lora_policy(policy_dir)
     loop = TrainingLoop(Learner(model, learner_settings("torch", 2), pad_id=0), "builtin:tiny",
                         run_dir / "checkpoints", toy_rollouts(model), lambda name, path: None,
-                        LoopSettings(steps=steps, checkpoint_every=3), reporters=[StepLog(run_dir / "steps.jsonl")],
+                        LoopSettings(steps=steps, checkpoint_every=3),
+                        reporters=[pipeline.StepLog(run_dir / "steps.jsonl")],
                         trajectories_file=lambda step: run_dir / "trajectories" / f"step-{step:06d}.jsonl")
     loop.resume()
     loop.run()

@@ -13,8 +13,7 @@ pytest.importorskip("torch")
 
 from transformers import AutoConfig  # noqa: E402
 
-from agentrun import storage  # noqa: E402
-from agentrun.runner import local  # noqa: E402
+from agentrun import pipeline, storage  # noqa: E402
 from agentrun.spec.models import AgentTrainingRun  # noqa: E402
 from agentrun.workloads import prepare  # noqa: E402
 
@@ -30,7 +29,7 @@ def test_the_tiny_bootstrap_is_linked_where_the_server_loads_it(tiny_dir: Path, 
     built = layout.model_dir("tiny-sft-bootstrap")
     shutil.copytree(tiny_dir, built)
     # the bootstrap itself (an SFT run of ~18 minutes on 2 cores) is tests/runner/test_bootstrap.py's
-    monkeypatch.setattr(local, "prepare_base", lambda run, layout, dataset_dir, progress: str(built))
+    monkeypatch.setattr(pipeline, "prepare_base", lambda run, layout, dataset_dir, progress: str(built))
 
     served = prepare.prepared_base(run_of("builtin:tiny"), layout, layout.dataset_dir("small"))
 
@@ -47,7 +46,7 @@ def test_the_tiny_bootstrap_is_linked_where_the_server_loads_it(tiny_dir: Path, 
 def test_a_hub_id_or_directory_is_served_as_written(tiny_dir: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     layout = storage.Layout(tmp_path / "data")
-    monkeypatch.setattr(local, "prepare_base", lambda run, layout, dataset_dir, progress: run.spec.model.base)
+    monkeypatch.setattr(pipeline, "prepare_base", lambda run, layout, dataset_dir, progress: run.spec.model.base)
     for base in ("Qwen/Qwen3-4B", str(tiny_dir)):
         assert prepare.prepared_base(run_of(base), layout, layout.dataset_dir("small")) == base
     assert not layout.run_base("pods").exists()

@@ -38,6 +38,7 @@ def run(manifest: Path, metrics_port: int, server_port: int, server: str, vllm_c
     checkpoint with the starting policy on the test split. Ctrl-C keeps every complete checkpoint; the
     same command resumes from the newest.
     """
+    from agentrun import pipeline
     from agentrun.evaluator import benchmark
     from agentrun.runner import local
 
@@ -51,7 +52,7 @@ def run(manifest: Path, metrics_port: int, server_port: int, server: str, vllm_c
     try:
         outcome = local.LocalRunner(training_run, progress=not no_progress, metrics_port=metrics_port,
                                     server_port=server_port, server=server, vllm_command=vllm_command).execute()
-    except (local.RunError, benchmark.EvaluationError) as error:
+    except (pipeline.RunError, benchmark.EvaluationError) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         raise click.ClickException("interrupted: every complete checkpoint is kept; run the same command to "

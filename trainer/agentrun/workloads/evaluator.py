@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from agentrun import checkpoint_files, storage
+from agentrun import checkpoint_files, pipeline, storage
 from agentrun.evaluator import benchmark, summary
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
-from agentrun.runner import local
 from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
 
@@ -27,7 +26,7 @@ def report(writer: StatusWriter | None, workload: Workload, step: int, split: st
                                     "sourcesAccuracy": round(result.sources_accuracy, 4),
                                     "turns": round(result.mean_turns, 3),
                                     "latencyP50Seconds": round(result.latency_p50_seconds, 3)},
-                    bestCheckpoint=local.best_checkpoint(workload.layout, workload.run.metadata.name))
+                    bestCheckpoint=pipeline.best_checkpoint(workload.layout, workload.run.metadata.name))
 
 
 def main() -> None:
@@ -52,18 +51,18 @@ def main() -> None:
         step = int(newest.name.removeprefix("step-"))
         scenarios = benchmark.select_scenarios(dataset_dir, evaluation.final_split, evaluation.limit)
         base = prepare.prepared_base(run, layout, dataset_dir)
-        local.evaluate(run, layout, workload.server_url, dataset_dir, base, 0, evaluation.final_split, scenarios)
-        result = local.evaluate(run, layout, workload.server_url, dataset_dir, newest.name, step,
-                                evaluation.final_split, scenarios)
+        pipeline.evaluate(run, layout, workload.server_url, dataset_dir, base, 0, evaluation.final_split, scenarios)
+        result = pipeline.evaluate(run, layout, workload.server_url, dataset_dir, newest.name, step,
+                                   evaluation.final_split, scenarios)
         report(writer, workload, step, evaluation.final_split, result)
         return
     damage = checkpoint_files.problem(layout.checkpoint_dir(name, args.step))
     if damage:
         raise SystemExit(f"cannot evaluate step {args.step}: {damage}")
     scenarios = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
-    result = local.evaluate(run, layout, workload.server_url, dataset_dir, storage.checkpoint_name(args.step),
-                            args.step, local.VALIDATION, scenarios)
-    report(writer, workload, args.step, local.VALIDATION, result)
+    result = pipeline.evaluate(run, layout, workload.server_url, dataset_dir, storage.checkpoint_name(args.step),
+                               args.step, pipeline.VALIDATION, scenarios)
+    report(writer, workload, args.step, pipeline.VALIDATION, result)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import torch
 
-from agentrun import storage
+from agentrun import pipeline, storage
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
 from agentrun.rollout import health
-from agentrun.runner import local
 from agentrun.trainer.loop import StepRecord
 from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
@@ -68,17 +67,17 @@ def main() -> None:
     health.wait_healthy(workload.server_url, timeout, poll=SERVER_POLL_SECONDS)
     dataset_dir = layout.dataset_dir(run.spec.dataset.name)
     base = prepare.prepared_base(run, layout, dataset_dir)  # built by the prepare Job
-    reporters: list[local.Reporter] = [local.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
+    reporters: list[pipeline.Reporter] = [pipeline.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
     writer = StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name) \
         if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0 else None
     if writer is not None:
         reporters.append(StatusReporter(writer))
     if args.metrics_port and rank == 0:  # one metrics server per pod: the ranks would share its port
-        reporters.append(local.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
-                                               addr="0.0.0.0"))
+        reporters.append(pipeline.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
+                                                  addr="0.0.0.0"))
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
-    loop = local.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
-                            engine=engine)
+    loop = pipeline.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
+                               engine=engine)
     # The pod's first rank answers the probe: a rank that hangs holds up the others' collectives too. Made
     # after the model loaded, so that loading is not a stall.
     if args.liveness_port and run.spec.learner.stall_timeout_seconds and local_rank == 0:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agentrun import storage
-from agentrun.runner import local
+from agentrun import pipeline, storage
 from agentrun.spec.models import BUILTIN_PREFIX, AgentTrainingRun
 from agentrun.workloads.context import Workload
 
@@ -38,8 +37,8 @@ def link(path: Path, target: Path) -> None:
 
 def prepared_base(run: AgentTrainingRun, layout: storage.Layout, dataset_dir: Path) -> str:
     """The base as the run's server serves it (`Layout.served_base`), ready on the volume: a builtin is
-    bootstrapped once (`local.prepare_base`) and linked where the server loads it."""
-    built = local.prepare_base(run, layout, dataset_dir, progress=False)
+    bootstrapped once (`pipeline.prepare_base`) and linked where the server loads it."""
+    built = pipeline.prepare_base(run, layout, dataset_dir, progress=False)
     served = layout.served_base(run.metadata.name, run.spec.model.base)
     if served != built:
         link(Path(served), Path(built))
@@ -50,10 +49,10 @@ def main() -> None:
     workload = Workload.from_environment()
     run, layout = workload.run, workload.layout
     cache_base(run)
-    local.check_base(run, layout)
-    dataset_dir = local.prepare_dataset(run, layout, progress=False)
+    pipeline.check_base(run, layout)
+    dataset_dir = pipeline.prepare_dataset(run, layout, progress=False)
     base = prepared_base(run, layout, dataset_dir)
-    local.record_spec(run, layout)
+    pipeline.record_spec(run, layout)
     # The server starts after this Job with its LoRA resolver on this directory, which must exist by then.
     layout.checkpoints_dir(run.metadata.name).mkdir(parents=True, exist_ok=True)
     print(f"prepared {dataset_dir} and {base}", flush=True)
