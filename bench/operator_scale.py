@@ -6,7 +6,7 @@ subresources of Jobs and Deployments, which are left out).
 
     PYTHONPATH=. python bench/operator_scale.py --runs 200 --out bench/results/operator_scale.json
 
-Pods follow tests/kube/kwok-stages.yaml plus bench/kwok-prepare-completes.yaml: prepare pods succeed as soon
+Pods follow testkit/kwok-stages.yaml plus bench/kwok-prepare-completes.yaml: prepare pods succeed as soon
 as they run; learner and server pods keep running. The runs are created with one `kubectl create` and the
 clock starts before it. The runs ask for no GPUs and little memory so that
 scheduling is not what is measured.
@@ -26,11 +26,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.kube.cluster import Cluster, bin_dir
-from tests.operator.conftest import CRDS, Operator, provide_volumes
+from testkit.cluster import Cluster, bin_dir
+from testkit.operator_process import CRDS, Operator, provide_volumes
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = (ROOT / "tests" / "kube" / "kwok-stages.yaml", ROOT / "bench" / "kwok-prepare-completes.yaml")
+STAGES = (ROOT / "testkit" / "kwok-stages.yaml", ROOT / "bench" / "kwok-prepare-completes.yaml")
 
 
 def run(index: int, namespace: str) -> dict[str, Any]:

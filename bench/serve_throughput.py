@@ -146,10 +146,8 @@ def tree_cpu_seconds(pid: int) -> float:
 def vllm_server(model_dir: Path, adapters_dir: Path, threads: int) -> background.ProcessServer:
     """Real vLLM (testkit/vllm.py) with its OpenMP threads bound to cores 0..threads-1; `VllmMissingError`
     (which names `make vllm`) when its environment is not built."""
-    server = vllm.server(model_dir, adapters_dir)
-    assert server._env is not None  # testkit gives vLLM an environment of its own; add the thread binding
-    server._env["VLLM_CPU_OMP_THREADS_BIND"] = "0" if threads == 1 else f"0-{threads - 1}"
-    return server
+    return vllm.server(model_dir, adapters_dir,
+                       env={"VLLM_CPU_OMP_THREADS_BIND": "0" if threads == 1 else f"0-{threads - 1}"})
 
 
 @contextlib.contextmanager

@@ -18,9 +18,10 @@ import yaml
 from agentrun.kube_status import StatusWriter
 from agentrun.operator import children
 from agentrun.spec.crd import crd_yaml
-from tests.kube.cluster import KubeAccess
+from testkit.cluster import KubeAccess
 from tests.kube.conftest import kube  # noqa: F401  (the session cluster)
-from tests.operator.conftest import Operator, crds, namespace, provide_volumes  # noqa: F401  (fixtures)
+from testkit.operator_process import Operator, provide_volumes
+from tests.operator.conftest import crds, namespace  # noqa: F401  (fixtures)
 from tests.operator.steering import client_for, end_pods, start_run, wait_exists, wait_phase
 
 pytestmark = pytest.mark.timeout(900)

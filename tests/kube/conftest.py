@@ -2,12 +2,12 @@
 
 - With ``AGENTRUN_TEST_KUBECONFIG`` set, the tests run against that cluster (kind, k3d, ...): it must run
   kwok managing nodes annotated ``kwok.x-k8s.io/node=fake`` (the fixture registers two such nodes and
-  removes them at the end), with the Stage objects of ``tests/kube/kwok-stages.yaml`` applied when the
+  removes them at the end), with the Stage objects of ``testkit/kwok-stages.yaml`` applied when the
   tests rely on them.
-- Otherwise a throwaway control plane (`tests.kube.cluster.Cluster`) is started once per session from the
+- Otherwise a throwaway control plane (`testkit.cluster.Cluster`) is started once per session from the
   binaries ``hack/control-plane/build.sh`` caches (``make test`` builds them first; when they are missing
   the build runs here, once, after collection, outside any test's timeout), its kwok loading
-  ``tests/kube/kwok-stages.yaml``.
+  ``testkit/kwok-stages.yaml``.
 
 Other folders use the fixture with ``from tests.kube.conftest import kube``; every such import shares
 the one cluster of the session (it lives on ``config.stash``, counted by user).
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube.cluster import (
+from testkit.cluster import (
     BUILD_SCRIPT,
     KWOK_STAGES,
     Cluster,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentrun.kube import Credentials, Kube, KubeError
-from tests.kube.cluster import KubeAccess
+from testkit.cluster import KubeAccess
 
 
 def admin(kube: KubeAccess) -> Kube:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube.cluster import BUILD_SCRIPT, GPU_RESOURCE, Cluster, KubeAccess
+from testkit.cluster import BUILD_SCRIPT, GPU_RESOURCE, Cluster, KubeAccess
 
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:

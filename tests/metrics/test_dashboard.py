@@ -22,9 +22,10 @@ import pytest
 import yaml
 
 from agentrun.metrics import OperatorMetrics, RunMetrics
-from tests.kube.cluster import KubeAccess, free_port, wait_until
+from testkit.cluster import KubeAccess, free_port, wait_until
+from testkit.operator_process import Operator
 from tests.kube.conftest import kube  # noqa: F401  (the session cluster)
-from tests.operator.conftest import Operator, crds, namespace  # noqa: F401  (fixtures)
+from tests.operator.conftest import crds, namespace  # noqa: F401  (fixtures)
 from tests.runner.test_local import manifest
 
 pytestmark = pytest.mark.timeout(600)  # above the wait below, so a timeout names the queries without data

@@ -1,5 +1,5 @@
 """Steering runs on the test control plane: manifests from the example, waiting for phases and objects,
-ending Job pods through kwok (tests/kube/kwok-stages.yaml), acting as a run's ServiceAccount."""
+ending Job pods through kwok (testkit/kwok-stages.yaml), acting as a run's ServiceAccount."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 
 from agentrun.kube import Credentials, Kube
 from agentrun.operator import children
-from tests.kube.cluster import KubeAccess
+from testkit.cluster import KubeAccess
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "qwen3-4b-enron.yaml"

@@ -12,7 +12,7 @@ import pytest
 
 from agentrun.kube_status import StatusWriter
 from agentrun.operator import children
-from tests.kube.cluster import KubeAccess
+from testkit.cluster import KubeAccess
 
 from .conftest import Operator
 from .steering import SMALL, TIMEOUT, client_for, end_pods, exists, run_status, start_run, wait_exists, wait_phase

@@ -1,6 +1,6 @@
 """The operator against a real control plane (tests.kube): real API server validation and RBAC, the real
 Job/Deployment controllers and garbage collector, kwok's fake nodes running the pods. Each test has its
-own namespace; a test ends a pod's life by annotating it (tests/kube/kwok-stages.yaml)."""
+own namespace; a test ends a pod's life by annotating it (testkit/kwok-stages.yaml)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from agentrun.kube_status import StatusWriter
 from agentrun.operator import children
 from agentrun.spec.loading import load_run
-from tests.kube.cluster import KubeAccess
+from testkit.cluster import KubeAccess
 
 from .conftest import Operator
 from .steering import (

@@ -30,7 +30,7 @@ import yaml  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from agentrun import checkpoint_files  # noqa: E402
-from tests.kube.cluster import free_port, wait_until  # noqa: E402
+from testkit.cluster import free_port, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 STEPS = 6

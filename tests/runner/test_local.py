@@ -101,7 +101,7 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_stops_its_embedded_server(tiny_dir: 
     import sys
     import urllib.request
 
-    from tests.kube.cluster import free_port, wait_until
+    from testkit.cluster import free_port, wait_until
 
     port = free_port()
     log = tmp_path / "run.log"
@@ -151,7 +151,7 @@ def test_the_summary_reports_the_paired_gain_and_points_at_a_question_to_read(tm
 def test_a_run_on_real_vllm_trains_on_adapters_it_loads_and_evaluates_them(tiny_dir: Path, tmp_path: Path) -> None:
     """`agentrun run --server vllm`: the same run with vLLM (its CPU build, `make vllm`) serving the base
     and the adapters the learner publishes at runtime."""
-    from tests import vllm
+    from testkit import vllm
 
     path = manifest(tmp_path, str(tiny_dir), steps=1)
     spec = yaml.safe_load(path.read_text())

@@ -1,6 +1,6 @@
 """The served model for these tests: the builtin tiny model, and LoRA adapters whose output is known, on
 both servers the contract holds for: `agentrun serve` (the embedded server) and real vLLM (its CPU build,
-tests/vllm), each serving the model by its directory, as the operator's Deployment serves a run's base.
+testkit/vllm.py), each serving the model by its directory, as the operator's Deployment serves a run's base.
 
 The tiny model is randomly initialised, so its text is noise; to test tool calls, the fixture teaches a
 LoRA adapter (a few seconds of training) to answer every prompt with one fixed hermes tool call. That
@@ -26,7 +26,7 @@ from agentrun import background
 from agentrun.models import loading, tiny
 from agentrun.serving import build
 from agentrun.serving.engine import Engine
-from tests import vllm
+from testkit import vllm
 
 BUILTIN = "builtin:tiny"
 TOOL_ADAPTER = "step-000001"  # answers with TOOL_CALL

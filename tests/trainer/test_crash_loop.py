@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
 from agentrun import checkpoint_files  # noqa: E402
-from tests.kube.cluster import wait_until  # noqa: E402
+from testkit.cluster import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 8

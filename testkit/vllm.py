@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agentrun import background, vllm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "hack" / "vllm" / "build.sh"
 START_SECONDS = 600  # about a minute on 2 idle cores; several while the other tests load them
 
@@ -42,18 +42,20 @@ def vllm_bin() -> Path:
 
 
 def server(model: Path, adapters_dir: Path, *, max_loras: int = 2, max_lora_rank: int = 16,
-           max_model_len: int = 4096, port: int = 0) -> background.ProcessServer:
-    """``vllm serve <model>`` on `port` (0: a free one), not started; start it with `START_SECONDS`."""
+           max_model_len: int = 4096, port: int = 0, env: dict[str, str] | None = None) -> background.ProcessServer:
+    """``vllm serve <model>`` on `port` (0: a free one), not started; start it with `START_SECONDS`. `env`
+    adds to (or overrides) the environment it gets."""
     command = [
         str(vllm_bin()),
         *vllm.serve_args(str(model), dtype="float32", max_model_len=max_model_len, max_loras=max_loras,
                          lora_rank=max_lora_rank),
         "--host", "127.0.0.1", "--uvicorn-log-level", "warning",
     ]
-    env = {
+    environment = {
         "PATH": f"{vllm_bin().parent}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
         "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
         "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB; the tiny model needs little, vLLM's default is 4
         **vllm.resolver_env(str(adapters_dir)),
+        **(env or {}),
     }
-    return background.ProcessServer(command, port, env)
+    return background.ProcessServer(command, port, environment)
