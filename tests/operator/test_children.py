@@ -123,7 +123,19 @@ def test_the_learner_is_live_while_it_completes_steps_and_the_probe_can_be_turne
     off = run.model_copy(update={"spec": run.spec.model_copy(update={
         "learner": run.spec.learner.model_copy(update={"stall_timeout_seconds": 0})})})
     unprobed = container(children.learner(off, OWNER)[0])
-    assert "livenessProbe" not in unprobed and "--liveness-port" not in unprobed["command"]
+    assert "livenessProbe" not in unprobed and "startupProbe" not in unprobed
+    assert "--liveness-port" not in unprobed["command"]
+
+
+@pytest.mark.parametrize(("stall", "period"), [(3600, 30), (120, 20), (40, 6), (10, 5)])
+def test_a_stalled_learner_is_replaced_within_a_third_more_than_its_stall_timeout(stall: int, period: int) -> None:
+    probes = children.learner_probes(stall)
+    liveness, startup = probes["livenessProbe"], probes["startupProbe"]
+    assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (period, 2)
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] <= max(stall / 3, 10)
+    # the liveness probe starts once /healthz answers: a learner still importing torch is not killed
+    assert startup["httpGet"] == liveness["httpGet"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == children.LEARNER_START_SECONDS
 
 
 def test_the_judge_key_comes_from_the_secret_by_reference(run) -> None:  # noqa: ANN001

@@ -76,3 +76,13 @@ def test_a_learner_pod_being_replaced_keeps_the_run_running() -> None:
     assert (decision.phase, decision.reason) == (Phase.RUNNING, "LearnerRestarting") and decision.workloads
     first_start = decide(RUN, at_step(0, Phase.PREPARING), Observed(prepare=JobState.SUCCEEDED, learner=JobState.PENDING))
     assert first_start.phase == Phase.PREPARING
+
+
+def test_a_stalled_learner_shows_why_in_the_runs_reason_until_it_moves_again() -> None:
+    why = "stalled: no step completed for 61 s (learner.stallTimeoutSeconds 60)"
+    stalled = PREPARED_STATUS.model_copy(update={"phase": Phase.RUNNING, "progress": Progress(step=7, stalled=why)})
+    decision = decide(RUN, stalled, Observed(learner=JobState.RUNNING))
+    assert (decision.phase, decision.reason, decision.message, decision.workloads) == (
+        Phase.RUNNING, "LearnerStalled", why, True)
+    moving = decide(RUN, at_step(8), Observed(learner=JobState.RUNNING))
+    assert moving.reason == "Training"

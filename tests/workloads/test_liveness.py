@@ -1,5 +1,6 @@
-"""The learner's progress-aware liveness: /healthz answers 200 while steps complete and 503 once none has
-for learner.stallTimeoutSeconds, saying why once per stall (the learner posts that as an Event)."""
+"""The learner's progress-aware liveness: /healthz answers 200 while the learner starts and while steps
+complete, and 503 once none has for learner.stallTimeoutSeconds of training, saying why once per stall (the
+learner posts that as an Event and in status.progress.stalled)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class Clock:
 def test_a_learner_without_a_step_for_the_timeout_is_not_live_and_says_why_once() -> None:
     clock, told = Clock(), []
     liveness = Liveness(60, on_stall=told.append, clock=clock)
+    clock.now += 3600  # waiting for the server and loading the model: alive, however long
+    assert liveness.check() == (True, "starting: waiting for the server or loading the model")
+    liveness.training_started()
     clock.now += 60
     assert liveness.check() == (True, "training: last progress 60 s ago")
     clock.now += 1
@@ -38,6 +42,7 @@ def test_the_probe_endpoint_answers_200_then_503() -> None:
     clock = Clock()
     liveness = Liveness(5, clock=clock)
     server = liveness.serve(0, host="127.0.0.1")
+    liveness.training_started()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         healthy = httpx.get(f"{url}/healthz")

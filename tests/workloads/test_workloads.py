@@ -1,7 +1,7 @@
 """The operator's Jobs, run as processes on this machine the way their pods run them: the prepare Job,
 then the learner against a server whose filesystem resolver finds each new checkpoint by name (the
 learner publishes nothing itself), then evaluation Jobs for one checkpoint and the final split; once with
-`agentrun serve` and once with real vLLM (tests/vllm) as the server."""
+`agentrun serve` and once with real vLLM (testkit/vllm.py) as the server."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import yaml
 pytest.importorskip("torch")
 
 from agentrun import background, storage  # noqa: E402
-from tests import vllm  # noqa: E402
-from tests.kube.cluster import wait_until  # noqa: E402
+from testkit import vllm  # noqa: E402
+from testkit.cluster import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -108,6 +108,7 @@ def test_a_learner_whose_server_stops_answering_fails_its_liveness_probe(tiny_di
             "model": {"base": str(tiny_dir)}, "dataset": {"name": "small", "emails": 1000},
             "environment": {"maxTurns": 2, "maxNewTokens": 24},
             "training": {"steps": 100, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 50},
+            "evaluation": {"everySteps": 50},
             "learner": {"stallTimeoutSeconds": 20},
         },
     }

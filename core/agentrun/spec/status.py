@@ -74,6 +74,9 @@ class Progress(SpecModel):
     """Checkpoint with the best validation reward so far (written by the evaluator)."""
     last_evaluation: Evaluation | None = None
     """The newest evaluation's result (written by the evaluator)."""
+    stalled: Annotated[str, Field(max_length=1024)] | None = None
+    """Why the learner's liveness probe fails: no step completed for `learner.stallTimeoutSeconds`
+    (written by the learner, cleared by its next step)."""
 
 
 class RunStatus(SpecModel):

@@ -369,6 +369,21 @@ def serving_url(owner: Owner) -> str:
     return f"http://{Names(owner.name).serve}.{owner.namespace}.svc:{SERVE_PORT}/v1"
 
 
+LEARNER_START_SECONDS = 600  # from the container's start until its /healthz answers: imports on a busy node
+
+
+def learner_probes(stall_seconds: int) -> dict[str, dict[str, Any]]:
+    """The learner's startup and liveness probes on its /healthz. It answers once the process has imported
+    its libraries (the startup probe allows LEARNER_START_SECONDS for that), and 503 only after
+    `stall_seconds` of training without a step, so the liveness probe adds little on top: two failures in
+    a row (not one slow answer), a sixth of the timeout apart (5 to 30 s), so that a stalled learner is
+    replaced within about a third more than its timeout."""
+    period = max(5, min(30, stall_seconds // 6))
+    get = {"httpGet": {"path": "/healthz", "port": "liveness"}}
+    return {"startupProbe": {**get, "periodSeconds": 5, "failureThreshold": LEARNER_START_SECONDS // 5},
+            "livenessProbe": {**get, "periodSeconds": period, "timeoutSeconds": min(10, period), "failureThreshold": 2}}
+
+
 def learner(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()) -> list[dict[str, Any]]:
     """The learner's Indexed Job (pod i is node i of a torchrun rendezvous at pod 0) and the headless
     Service that gives pod 0 its DNS name. Every start resumes from the newest complete checkpoint."""
@@ -395,9 +410,7 @@ def learner(run: AgentTrainingRun, owner: Owner, defaults: Defaults = Defaults()
                                   {"name": "metrics", "containerPort": METRICS_PORT}]
     if spec.learner.stall_timeout_seconds:
         learner_container["ports"].append({"name": "liveness", "containerPort": LIVENESS_PORT})
-        # the endpoint itself waits stallTimeoutSeconds; a few failed probes in a row, not one slow answer
-        learner_container["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": "liveness"},
-                                              "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 3}
+        learner_container.update(learner_probes(spec.learner.stall_timeout_seconds))
     job = _job(run, owner, names.learner, "learner", pod, retries=spec.learner.retries, completions=nodes,
                parallelism=nodes, completionMode="Indexed")
     service = {

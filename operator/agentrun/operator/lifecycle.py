@@ -107,6 +107,9 @@ def decide(run: AgentTrainingRun, status: RunStatus, observed: Observed) -> Deci
         return Decision(Phase.EVALUATING, "Evaluating", f"evaluating the last checkpoint on the "
                         f"{run.spec.evaluation.final_split} split", workloads=True, evaluations=evaluations,
                         final=True, prepared=True)
+    if observed.learner == JobState.RUNNING and status.progress.stalled:
+        return Decision(Phase.RUNNING, "LearnerStalled", status.progress.stalled, workloads=True,
+                        evaluations=evaluations, prepared=True)
     if observed.learner == JobState.RUNNING:
         return Decision(Phase.RUNNING, "Training", f"step {status.progress.step} of {run.spec.training.steps}",
                         workloads=True, evaluations=evaluations, prepared=True)

@@ -4,13 +4,14 @@ checkpoint, so a restarted pod or an unsuspended run continues where it stopped.
 server, so it first waits for the server's /health (vLLM loads the weights for minutes), bounded by
 spec.learner.serverTimeoutSeconds.
 
-    torchrun ... -m agentrun.workloads.learner --resume latest [--metrics-port 9400]
+    torchrun ... -m agentrun.workloads.learner --resume latest [--metrics-port 9400] [--liveness-port 9401]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,14 +30,15 @@ SERVER_POLL_SECONDS = 2.0
 
 
 class StatusReporter:
-    """The learner's keys of status.progress: step, reward, latestCheckpoint."""
+    """The learner's keys of status.progress: step, reward, latestCheckpoint, and `stalled`, which every
+    step clears."""
 
     def __init__(self, writer: StatusWriter) -> None:
         self.writer = writer
 
     def step_done(self, record: StepRecord) -> None:
         self.writer.progress(step=record.step, reward=round(record.reward_mean, 4),
-                             latestCheckpoint=storage.checkpoint_name(record.step))
+                             latestCheckpoint=storage.checkpoint_name(record.step), stalled=None)
 
     def evaluated(self, split: str, step: int, result: object) -> None:
         """The evaluator's Jobs report evaluations."""
@@ -60,6 +62,14 @@ def main() -> None:
     if not workload.server_url:
         raise SystemExit("AGENTRUN_SERVER_URL not set: the learner samples from the run's vLLM Service")
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    writer = StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name) \
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0 else None
+    liveness = None
+    # The pod's first rank answers the probe (a rank that hangs holds up the others' collectives too), from
+    # the start: the kubelet probes a learner that still waits for its server or loads its model.
+    if args.liveness_port and run.spec.learner.stall_timeout_seconds and local_rank == 0:
+        liveness = Liveness(run.spec.learner.stall_timeout_seconds, on_stall=stalled_teller(writer))
+        liveness.serve(args.liveness_port)
     if torch.cuda.is_available():  # before any weights load: each rank on its own GPU, not all on GPU 0
         torch.cuda.set_device(local_rank)
     timeout = run.spec.learner.server_timeout_seconds
@@ -68,9 +78,8 @@ def main() -> None:
     dataset_dir = layout.dataset_dir(run.spec.dataset.name)
     base = prepare.prepared_base(run, layout, dataset_dir)  # built by the prepare Job
     reporters: list[pipeline.Reporter] = [pipeline.StepLog(layout.run_dir(run.metadata.name) / "steps.jsonl")]
-    writer = StatusWriter(Kube.in_cluster(), workload.namespace, run.metadata.name) \
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and rank == 0 else None
     if writer is not None:
+        writer.progress(stalled=None)  # a stall of the pod this one replaces is over
         reporters.append(StatusReporter(writer))
     if args.metrics_port and rank == 0:  # one metrics server per pod: the ranks would share its port
         reporters.append(pipeline.MetricsReporter(run.metadata.name, args.metrics_port, workload.namespace,
@@ -78,19 +87,26 @@ def main() -> None:
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
     loop = pipeline.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
                                engine=engine)
-    # The pod's first rank answers the probe: a rank that hangs holds up the others' collectives too. Made
-    # after the model loaded, so that loading is not a stall.
-    if args.liveness_port and run.spec.learner.stall_timeout_seconds and local_rank == 0:
-        def tell(reason: str) -> None:
-            print(f"liveness: {reason}", flush=True)
-            if writer is not None:
-                writer.event("LearnerStalled", reason)
-
-        liveness = Liveness(run.spec.learner.stall_timeout_seconds, on_stall=tell)
-        liveness.serve(args.liveness_port)
+    start = loop.resume()
+    if rank == 0:
+        print(f"resumed from checkpoint step {start}" if start else "starting at step 0", flush=True)
+    if liveness is not None:
+        liveness.training_started()
         loop.reporters.append(liveness)
-    loop.resume()
     loop.run()
+
+
+def stalled_teller(writer: StatusWriter | None) -> Callable[[str], None]:
+    """What the learner does when it finds itself stalled, before its probe fails: it says so in its log, in
+    an Event on the run and in status.progress.stalled, which the operator shows as the run's reason."""
+
+    def tell(reason: str) -> None:
+        print(f"liveness: {reason}", flush=True)
+        if writer is not None:
+            writer.event("LearnerStalled", reason)
+            writer.progress(stalled=reason)
+
+    return tell
 
 
 if __name__ == "__main__":

@@ -18,15 +18,20 @@ from agentrun.trainer.loop import StepRecord
 
 
 class Liveness:
-    """A step reporter that remembers when training last made progress. The clock starts when it is
-    made (once the model is loaded and the server is healthy), so loading time is not a stall."""
+    """A step reporter that remembers when training last made progress. It answers from the learner's
+    start, but its clock starts with training (`training_started`): waiting for the server (bounded by
+    learner.serverTimeoutSeconds) and loading the model are not stalls."""
 
     def __init__(self, stall_seconds: float, on_stall: Callable[[str], object] = lambda reason: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stall_seconds, self.on_stall, self.clock = stall_seconds, on_stall, clock
-        self.last = clock()
+        self.last: float | None = None
         self._told = False
         self._lock = threading.Lock()
+
+    def training_started(self) -> None:
+        with self._lock:
+            self.last = self.clock()
 
     def step_done(self, record: StepRecord) -> None:
         with self._lock:
@@ -35,6 +40,8 @@ class Liveness:
     def check(self) -> tuple[bool, str]:
         """(alive, why); the first check that finds a stall calls `on_stall` with the reason, once per stall."""
         with self._lock:
+            if self.last is None:
+                return True, "starting: waiting for the server or loading the model"
             idle = self.clock() - self.last
             if idle <= self.stall_seconds:
                 return True, f"training: last progress {idle:.0f} s ago"
