@@ -17,7 +17,7 @@ from agentrun.rollout.client import ServedByError  # noqa: E402
 from agentrun import checkpoint_files  # noqa: E402
 from agentrun.trainer import sft  # noqa: E402
 from agentrun.trainer.learner import Learner, LearnerSettings  # noqa: E402
-from agentrun.trainer.loop import LoopSettings, StepFailed, TrainingLoop  # noqa: E402
+from agentrun.trainer.loop import LoopSettings, ServerUnreachable, StepFailed, TrainingLoop  # noqa: E402
 
 from .toys import toy_rollouts  # noqa: E402
 
@@ -118,5 +118,19 @@ def test_failed_trajectories_are_tolerated_up_to_a_fraction(
     assert (record.trajectories, record.failed_trajectories) == (8, 2)
     assert record.rollout_errors == {"ServerError": 2}
     assert 0 <= record.trajectory_seconds_p50 <= record.trajectory_seconds_p90 <= record.trajectory_seconds_max
-    with pytest.raises(StepFailed, match="3 of 8 trajectories failed"):
+    with pytest.raises(StepFailed, match="3 of 8 trajectories failed") as failed:
         make_loop(bimodal_policy(), tmp_path / "many", steps=1, failing=3).run_step()
+    assert not isinstance(failed.value, ServerUnreachable)  # the server answered: a real failure
+
+
+def test_a_step_the_server_did_not_answer_is_told_apart_and_changes_nothing(
+    bimodal_policy: Callable[[], PreTrainedModel], tmp_path: Path
+) -> None:
+    """Connection refused while a vLLM pod restarts: the learner may wait and run the same step again."""
+    refused = "TransportError: http://run-serve:8000/v1/chat/completions: ClientConnectorError: refused"
+    loop = make_loop(bimodal_policy(), tmp_path, steps=1, failing=4, failure=refused)
+    before = adapter_weights(loop)
+    with pytest.raises(ServerUnreachable, match="4 of 8 trajectories failed"):
+        loop.run_step()
+    assert (loop.step, loop.model_name) == (0, BASE) and checkpoint_files.latest(tmp_path) is None
+    assert all(torch.equal(before[k], v) for k, v in adapter_weights(loop).items())

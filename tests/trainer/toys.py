@@ -47,7 +47,8 @@ def toy_trajectory(model_name: str, token: int, logprob: float, scenario: int) -
     )
 
 
-def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failing: int = 0) -> Rollouts:
+def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failing: int = 0,
+                 failure: str = "ServerError: 503") -> Rollouts:
     """Two groups of four one-token answers, sampled from `model` with a generator seeded by the step
     (so a replayed step samples the same tokens from the same weights)."""
 
@@ -60,7 +61,7 @@ def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failin
             tokens = torch.multinomial(logp.exp(), 4, replacement=True, generator=generator)
             groups.append([toy_trajectory(served_as or model_name, int(t), float(logp[t]), scenario) for t in tokens])
         for trajectory in groups[0][:failing]:
-            trajectory.exception, trajectory.reward = "ServerError: 503", None
+            trajectory.exception, trajectory.reward = failure, None
         return groups
 
     return rollouts

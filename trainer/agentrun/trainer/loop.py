@@ -45,6 +45,16 @@ class StepFailed(RuntimeError):
     """Too many trajectories of a step failed for its update to be trusted."""
 
 
+# The rollout client's errors when no answer came at all (agentrun.rollout.chat): the server is away.
+NO_ANSWER = frozenset({"TransportError", "RequestTimeout"})
+
+
+class ServerUnreachable(StepFailed):
+    """A step failed only because the server did not answer (a restarting or rescheduled vLLM pod). Nothing
+    changed: a step's rollouts are a function of its number, so the same step can run again once the server
+    is back."""
+
+
 @dataclass(frozen=True)
 class StepRecord:
     step: int
@@ -150,8 +160,9 @@ class TrainingLoop:
         failed = len(flat) - len(ok)
         if failed > self.settings.max_failed_fraction * len(flat):
             reasons = sorted({t.exception or "" for t in flat if t.failed})[:3]
-            raise StepFailed(f"step {step}: {failed} of {len(flat)} trajectories failed (tolerated: "
-                             f"{self.settings.max_failed_fraction:.0%}); first errors: {reasons}")
+            failure = ServerUnreachable if set(error_kinds(flat)) <= NO_ANSWER else StepFailed
+            raise failure(f"step {step}: {failed} of {len(flat)} trajectories failed (tolerated: "
+                          f"{self.settings.max_failed_fraction:.0%}); first errors: {reasons}")
 
         kept, advantages, groups_used, zero_variance = [], [], 0, 0
         for group in groups:

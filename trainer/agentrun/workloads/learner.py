@@ -20,13 +20,14 @@ from agentrun import pipeline, storage
 from agentrun.kube import Kube
 from agentrun.kube_status import StatusWriter
 from agentrun.rollout import health
-from agentrun.trainer.loop import StepRecord
+from agentrun.trainer.loop import ServerUnreachable, StepRecord, TrainingLoop
 from agentrun.workloads import prepare
 from agentrun.workloads.context import Workload
 from agentrun.workloads.liveness import Liveness
 
 
 SERVER_POLL_SECONDS = 2.0
+MAX_OUTAGES_IN_A_ROW = 3  # a server that answers /health but not requests is not coming back
 
 
 class StatusReporter:
@@ -93,7 +94,26 @@ def main() -> None:
     if liveness is not None:
         liveness.training_started()
         loop.reporters.append(liveness)
-    loop.run()
+    train(loop, workload.server_url, timeout)
+
+
+def train(loop: TrainingLoop, server_url: str, timeout: float) -> None:
+    """The loop's steps to the last. A step the server did not answer at all (its pod restarting) runs again
+    once the server is healthy, as long as it comes back within `timeout` (learner.serverTimeoutSeconds)
+    and the outages are not one after another: a pod that dies takes a retry of the Job, a server that
+    restarts should not."""
+    outages = 0
+    while loop.step < loop.settings.steps:
+        try:
+            loop.run_step()
+            outages = 0
+        except ServerUnreachable as outage:
+            outages += 1
+            if outages > MAX_OUTAGES_IN_A_ROW:
+                raise
+            print(f"{outage}\nthe server did not answer: waiting up to {timeout:g} s for its /health, then "
+                  f"step {loop.step + 1} again", flush=True)
+            health.wait_healthy(server_url, timeout, poll=SERVER_POLL_SECONDS)
 
 
 def stalled_teller(writer: StatusWriter | None) -> Callable[[str], None]:
