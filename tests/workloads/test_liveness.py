@@ -36,6 +36,12 @@ def test_a_learner_without_a_step_for_the_timeout_is_not_live_and_says_why_once(
     assert liveness.check()[0] is True
     clock.now += 120
     assert liveness.check()[0] is False and len(told) == 2  # a new stall is told again
+    liveness.waiting("the server to come back")  # a server that is down is not the learner's stall
+    clock.now += 600
+    assert liveness.check() == (True, "waiting for the server to come back")
+    liveness.training_started()
+    clock.now += 60
+    assert liveness.check()[0] is True and len(told) == 2
 
 
 def test_the_probe_endpoint_answers_200_then_503() -> None:

@@ -94,14 +94,14 @@ def main() -> None:
     if liveness is not None:
         liveness.training_started()
         loop.reporters.append(liveness)
-    train(loop, workload.server_url, timeout)
+    train(loop, workload.server_url, timeout, liveness)
 
 
-def train(loop: TrainingLoop, server_url: str, timeout: float) -> None:
+def train(loop: TrainingLoop, server_url: str, timeout: float, liveness: Liveness | None = None) -> None:
     """The loop's steps to the last. A step the server did not answer at all (its pod restarting) runs again
     once the server is healthy, as long as it comes back within `timeout` (learner.serverTimeoutSeconds)
     and the outages are not one after another: a pod that dies takes a retry of the Job, a server that
-    restarts should not."""
+    restarts should not. The wait is not a stall: the liveness clock stops meanwhile."""
     outages = 0
     while loop.step < loop.settings.steps:
         try:
@@ -113,7 +113,11 @@ def train(loop: TrainingLoop, server_url: str, timeout: float) -> None:
                 raise
             print(f"{outage}\nthe server did not answer: waiting up to {timeout:g} s for its /health, then "
                   f"step {loop.step + 1} again", flush=True)
+            if liveness is not None:
+                liveness.waiting("the server to come back")
             health.wait_healthy(server_url, timeout, poll=SERVER_POLL_SECONDS)
+            if liveness is not None:
+                liveness.training_started()
 
 
 def stalled_teller(writer: StatusWriter | None) -> Callable[[str], None]:

@@ -26,12 +26,20 @@ class Liveness:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stall_seconds, self.on_stall, self.clock = stall_seconds, on_stall, clock
         self.last: float | None = None
+        self.waiting_for: str | None = None
         self._told = False
         self._lock = threading.Lock()
 
     def training_started(self) -> None:
+        """Start (or restart, after `waiting`) the stall clock."""
         with self._lock:
-            self.last = self.clock()
+            self.last, self.waiting_for = self.clock(), None
+
+    def waiting(self, what: str) -> None:
+        """Stop the stall clock while the learner waits on something with a bound of its own (a server that
+        is down: replacing the learner would not bring it back); `training_started` starts it again."""
+        with self._lock:
+            self.waiting_for = what
 
     def step_done(self, record: StepRecord) -> None:
         with self._lock:
@@ -42,6 +50,8 @@ class Liveness:
         with self._lock:
             if self.last is None:
                 return True, "starting: waiting for the server or loading the model"
+            if self.waiting_for is not None:
+                return True, f"waiting for {self.waiting_for}"
             idle = self.clock() - self.last
             if idle <= self.stall_seconds:
                 return True, f"training: last progress {idle:.0f} s ago"
