@@ -72,6 +72,19 @@ class Image:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+class PodError(Exception):
+    """The pod cannot run here (a missing Secret, an unsupported field); it stays Pending with the reason."""
+
+
+def image_for(images: Mapping[str, Image], reference: str) -> Image:
+    """The environment of an image reference, looked up by its repository (without tag or digest)."""
+    repository = reference.rsplit("@", 1)[0]
+    repository = repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
+    if repository not in images:
+        raise PodError(f"image {reference}: the process kubelet maps only {sorted(images)}")
+    return images[repository]
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -94,10 +107,6 @@ def field_value(pod: dict[str, Any], path: str) -> str:
     if path not in simple:
         raise PodError(f"fieldRef {path!r} is not supported by the process kubelet")
     return simple[path]
-
-
-class PodError(Exception):
-    """The pod cannot run here (a missing Secret, an unsupported field); it stays Pending with the reason."""
 
 
 @dataclass
@@ -499,12 +508,8 @@ class ProcessKubelet:
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []  # what went wrong in the sync loop (a test can assert it is empty)
 
-    def image(self, name: str) -> Image:
-        repository = name.rsplit("@", 1)[0]
-        repository = repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
-        if repository not in self.images:
-            raise PodError(f"image {name}: the process kubelet maps only {sorted(self.images)}")
-        return self.images[repository]
+    def image(self, reference: str) -> Image:
+        return image_for(self.images, reference)
 
     def mount_point(self, target: Path, directory: bool) -> None:
         """Make `target` exist on this machine's filesystem (a bind mount needs it); remembered, to be
