@@ -195,7 +195,7 @@ def check_every_panel(server: Prometheus, local_run: LocalRun) -> None:
 
     try:
         wait_until(every_query_has_data, timeout=420, interval=2, what="data for every panel query", alive=both_alive)
-    except TimeoutError as exc:
+    except (TimeoutError, RuntimeError) as exc:  # RuntimeError: the run or Prometheus ended first
         raise AssertionError("panel queries without data:\n" + "\n".join(missing)) from exc
     # What was really scraped is what the code's registries say they export (no stray series).
     scraped = {series["metric"]["__name__"] for series in server.query('{__name__=~"agentrun_.+"}')}

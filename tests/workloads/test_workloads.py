@@ -108,7 +108,7 @@ def test_a_learner_whose_server_stops_answering_fails_its_liveness_probe(tiny_di
             "model": {"base": str(tiny_dir)}, "dataset": {"name": "small", "emails": 1000},
             "environment": {"maxTurns": 2, "maxNewTokens": 24},
             "training": {"steps": 100, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 50},
-            "evaluation": {"everySteps": 50},
+            "evaluation": {"everySteps": 50, "limit": 3},
             "learner": {"stallTimeoutSeconds": 20},
         },
     }
