@@ -42,6 +42,13 @@ class Operator:
             self.kill()  # never leave an orphan behind a failed start
             raise
 
+    def __enter__(self) -> Operator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
             return response.status == 200

@@ -13,9 +13,5 @@ from tests.operator.conftest import crds, namespace  # noqa: F401
 
 @pytest.fixture(scope="module")
 def operator(kube: KubeAccess, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:  # noqa: F811
-    running = Operator(kube, tmp_path_factory.mktemp("e2e-operator") / "operator.log")
-    running.start()
-    try:
+    with Operator(kube, tmp_path_factory.mktemp("e2e-operator") / "operator.log") as running:
         yield running
-    finally:
-        running.stop()

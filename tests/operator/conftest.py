@@ -23,12 +23,8 @@ def crds(kube: KubeAccess) -> None:  # noqa: F811
 @pytest.fixture(scope="session")
 def operator(kube: KubeAccess, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:  # noqa: F811
     provide_volumes(kube, 40)
-    running = Operator(kube, tmp_path_factory.mktemp("operator") / "operator.log")
-    running.start()
-    try:
+    with Operator(kube, tmp_path_factory.mktemp("operator") / "operator.log") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
