@@ -6,6 +6,7 @@ evenly; reward 1 for GOOD. GRPO has something to choose between from the first s
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +64,32 @@ def toy_rollouts(model: torch.nn.Module, *, served_as: str | None = None, failin
         for trajectory in groups[0][:failing]:
             trajectory.exception, trajectory.reward = failure, None
         return groups
+
+    return rollouts
+
+
+def served_rollouts(policy: PreTrainedModel, checkpoints_dir: Path, base_name: str, *,
+                    served_as: Callable[[int, str], str] | None = None) -> Rollouts:
+    """`toy_rollouts` from a server of its own, as vLLM is: a copy of `policy` with a LoRA adapter that
+    serves `base_name` as the untrained adapter and `step-N` as the adapter saved in checkpoints_dir/step-N,
+    so sampling in a thread beside the learner reads no weights the learner is changing.
+    `served_as(step, requested)` names the model the answers claim (default: the requested one)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from agentrun.checkpoint_files import ADAPTER_WEIGHTS
+    from agentrun.trainer import sft
+
+    server = sft.add_lora(copy.deepcopy(policy), rank=4)
+    untrained = {k: v.clone() for k, v in server.state_dict().items() if "lora_" in k}
+    sample = toy_rollouts(server)
+
+    def rollouts(step: int, model_name: str) -> list[list[Trajectory]]:
+        if model_name == base_name:
+            server.load_state_dict(untrained, strict=False)
+        else:
+            set_peft_model_state_dict(server, load_file(checkpoints_dir / model_name / ADAPTER_WEIGHTS))
+        return sample(step, served_as(step, model_name) if served_as else model_name)
 
     return rollouts
 

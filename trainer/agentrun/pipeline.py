@@ -174,11 +174,26 @@ def best_checkpoint(layout: storage.Layout, run: str) -> str | None:
     return best[1] if best else None
 
 
+# rollout.maxStaleness when the spec leaves it unset. On a cluster vLLM and the learner have devices of
+# their own, so sampling the next step while training this one is free time; with `agentrun run` both
+# share this machine's CPUs (docs/BENCHMARKS.md, "Pipelined rollouts", measures both).
+CLUSTER_MAX_STALENESS = 1
+LOCAL_MAX_STALENESS = 0
+
+
+def max_staleness(run: AgentTrainingRun, cluster: bool) -> int:
+    chosen = run.spec.rollout.max_staleness
+    if chosen is not None:
+        return chosen
+    return CLUSTER_MAX_STALENESS if cluster else LOCAL_MAX_STALENESS
+
+
 def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dataset_dir: Path, base: str,
                publish: Publish, reporters: Sequence[StepReporter], engine: Literal["torch", "deepspeed"] = "torch",
-               ) -> TrainingLoop:
+               staleness: int = 0) -> TrainingLoop:
     """The GRPO loop of `run` against the server at `endpoint`: the base with a fresh LoRA adapter, the
-    learner on this machine's device, the rollout driver over the training scenarios."""
+    learner on this machine's device, the rollout driver over the training scenarios, sampling up to
+    `staleness` versions behind the learner (`max_staleness`)."""
     spec = run.spec
     training = spec.training
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -197,7 +212,7 @@ def build_loop(run: AgentTrainingRun, layout: storage.Layout, endpoint: str, dat
         rollout=spec.rollout, environment=spec.environment,
     )
     settings = LoopSettings(steps=training.steps, scale_rewards_by_std=training.scale_rewards_by_std,
-                            checkpoint_every=training.checkpoint_every)
+                            checkpoint_every=training.checkpoint_every, max_staleness=staleness)
     name = run.metadata.name
     return TrainingLoop(learner, base, layout.checkpoints_dir(name), driver, publish, settings, reporters=reporters,
                         trajectories_file=lambda step: layout.trajectories(name, step))

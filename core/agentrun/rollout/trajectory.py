@@ -99,6 +99,7 @@ class Trajectory(Record):
     scenario_id: int
     question: str
     model: str  # the model name that was requested
+    policy_version: int | None = None  # the adapter version (its training step; 0: the base) that sampled it
     group_index: int = 0
     sample_index: int = 0
     seed: int | None = None

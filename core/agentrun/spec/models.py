@@ -281,6 +281,12 @@ class RolloutSpec(SpecModel):
     """Timeout of one chat-completions request."""
     max_retries: Annotated[int, Field(ge=0, le=20)] = 3
     """Retries (with exponential backoff) of a request that failed in transport or with a 5xx/429."""
+    max_staleness: Annotated[int | None, Field(ge=0, le=8)] = None
+    """How many adapter versions the sampling policy may lag the learner: step s samples from the adapter
+    of step max(0, s - 1 - maxStaleness), so rollouts of the next steps run while the learner trains.
+    0 alternates sampling and training (on-policy); unset: 1 on a cluster (vLLM and the learner on their
+    own devices), 0 with `agentrun run` (they share this machine's CPUs: docs/LEARNER.md). Needs
+    training.importanceCorrection, which corrects for the older sampling policy."""
 
 
 class EvaluationSpec(SpecModel):
@@ -422,6 +428,14 @@ class RunSpec(SpecModel):
         if every and every % keep:
             raise ValueError(f"evaluation.everySteps ({every}) must be a multiple of training.checkpointEvery "
                              f"({keep}): evaluated checkpoints must be kept")
+        return self
+
+    @model_validator(mode="after")
+    def _stale_samples_are_corrected(self) -> RunSpec:
+        if self.rollout.max_staleness and not self.training.importance_correction.enabled:
+            raise ValueError(f"rollout.maxStaleness is {self.rollout.max_staleness} but "
+                             "training.importanceCorrection.enabled is false: samples from an older adapter need "
+                             "the importance correction; enable it or set rollout.maxStaleness to 0")
         return self
 
     @model_validator(mode="after")

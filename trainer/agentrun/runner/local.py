@@ -110,6 +110,7 @@ class LocalRunner:
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
         self.progress = progress
         self.timer = PhaseTimer()
+        self.staleness = pipeline.max_staleness(run, cluster=False)
         self.reporters: list[pipeline.Reporter] = [
             pipeline.MetricsReporter(self.name, metrics_port),
             pipeline.StepLog(self.layout.run_dir(self.name) / "steps.jsonl")]
@@ -126,7 +127,8 @@ class LocalRunner:
         server = model_server(self.run, self.layout, base, self.server, self.server_port, self.vllm_command)
         try:  # the server stops however this ends: an exception, Ctrl-C or SIGTERM at any point
             server.start(timeout=SERVER_START_SECONDS)
-            publisher = AdapterPublisher(server.base_url)
+            # Rollouts still sampling from the versions before the newest keep theirs loaded.
+            publisher = AdapterPublisher(server.base_url, keep=self.staleness + 1)
             try:
                 return self._train(server.base_url, dataset_dir, base, publisher)
             finally:
@@ -135,8 +137,15 @@ class LocalRunner:
             server.stop()
 
     def _train(self, endpoint: str, dataset_dir: Path, base: str, publisher: AdapterPublisher) -> Outcome:
+        loop = pipeline.build_loop(self.run, self.layout, endpoint, dataset_dir, base, publisher, self.reporters,
+                                   staleness=self.staleness)
+        try:
+            return self._loop(loop, endpoint, dataset_dir, base)
+        finally:
+            loop.close()
+
+    def _loop(self, loop: TrainingLoop, endpoint: str, dataset_dir: Path, base: str) -> Outcome:
         training, evaluation = self.spec.training, self.spec.evaluation
-        loop = pipeline.build_loop(self.run, self.layout, endpoint, dataset_dir, base, publisher, self.reporters)
         start = loop.resume()
         validation = benchmark.validation_scenarios(dataset_dir, evaluation.limit)
 

@@ -87,14 +87,17 @@ def main() -> None:
                                                   addr="0.0.0.0"))
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
     loop = pipeline.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
-                               engine=engine)
+                               engine=engine, staleness=pipeline.max_staleness(run, cluster=True))
     start = loop.resume()
     if rank == 0:
         print(f"resumed from checkpoint step {start}" if start else "starting at step 0", flush=True)
     if liveness is not None:
         liveness.training_started()
         loop.reporters.append(liveness)
-    train(loop, workload.server_url, timeout, liveness)
+    try:
+        train(loop, workload.server_url, timeout, liveness)
+    finally:
+        loop.close()
 
 
 def train(loop: TrainingLoop, server_url: str, timeout: float, liveness: Liveness | None = None) -> None:
