@@ -52,6 +52,8 @@ class RunMetrics:
         self.tokens_per_second = gauge("learner_trained_tokens_per_second", "Trained tokens per second of update.")
         self.mfu = gauge("learner_mfu", "Model FLOPs utilisation of the update (4N + attention FLOPs; GPUs only).")
         self.zero_variance = gauge("learner_zero_variance_group_fraction", "Groups dropped for equal rewards.")
+        self.staleness = gauge("learner_staleness", "Adapter versions between the one that sampled the step and "
+                                                    "the one it updated (at most rollout.maxStaleness).")
         self.phase_seconds = gauge("learner_step_phase_seconds", "Seconds of the step's phases.", "phase")
         self.trajectory_seconds = gauge("learner_trajectory_seconds",
                                         "Wall seconds of the step's trajectories (quantile 0.5, 0.9, 1).", "quantile")
@@ -74,8 +76,10 @@ class RunMetrics:
         self.tokens_per_second.labels(**labels).set(values["tokens_per_second"])
         self.mfu.labels(**labels).set(values["mfu"])
         self.zero_variance.labels(**labels).set(values["zero_variance_groups"])
-        for phase in ("rollout", "train", "save"):
-            self.phase_seconds.labels(**labels, phase=phase).set(values[f"{phase}_seconds"])
+        self.staleness.labels(**labels).set(values["staleness"])
+        for phase, key in (("rollout", "rollout_seconds"), ("train", "train_seconds"), ("save", "save_seconds"),
+                           ("rollout_wait", "learner_wait_seconds"), ("sampler_idle", "server_idle_seconds")):
+            self.phase_seconds.labels(**labels, phase=phase).set(values[key])
         for quantile, key in (("0.5", "p50"), ("0.9", "p90"), ("1", "max")):
             self.trajectory_seconds.labels(**labels, quantile=quantile).set(values[f"trajectory_seconds_{key}"])
         for kind, count in errors.items():

@@ -10,7 +10,7 @@ from agentrun.metrics import RunMetrics
 STEP = {"step": 3, "reward_mean": -0.5, "reward_std": 0.25, "loss": 0.1, "kl": 0.0, "grad_norm": 0.7,
         "tokens_per_second": 1234.0, "mfu": 0.31, "zero_variance_groups": 0.125, "rollout_seconds": 20.0, "train_seconds": 12.0,
         "save_seconds": 0.2, "trajectory_seconds_p50": 4.0, "trajectory_seconds_p90": 9.5,
-        "trajectory_seconds_max": 14.0}
+        "trajectory_seconds_max": 14.0, "staleness": 1, "learner_wait_seconds": 0.5, "server_idle_seconds": 2.5}
 RUN = {"namespace": "team-a", "run": "quickstart"}
 
 
@@ -35,6 +35,9 @@ def test_a_step_and_an_evaluation_are_exported_with_run_labels() -> None:
     assert value("agentrun_learner_zero_variance_group_fraction") == 0.125
     assert value("agentrun_learner_mfu") == 0.31
     assert value("agentrun_learner_step_phase_seconds", phase="train") == 12.0
+    assert value("agentrun_learner_step_phase_seconds", phase="rollout_wait") == 0.5
+    assert value("agentrun_learner_step_phase_seconds", phase="sampler_idle") == 2.5
+    assert value("agentrun_learner_staleness") == 1
     assert value("agentrun_learner_rollout_errors_total", kind="TimeoutError") == 2
     assert value("agentrun_learner_rollout_errors_total", kind="APIStatusError") == 1
     assert value("agentrun_learner_trajectory_seconds", quantile="0.9") == 9.5

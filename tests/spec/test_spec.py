@@ -90,6 +90,9 @@ BAD_CASES = [
     ("spec:\n  dataset:\n    emailsPerInbox: 10\n", "spec.dataset.emailsPerInbox", "within bounds"),
     ("spec:\n  reward:\n    partialCredit: -0.1\n", "spec.reward.partialCredit", "within bounds"),
     ("spec:\n  reward:\n    wrongAnswer: 1.5\n", "spec.reward", "correctAnswer must exceed"),
+    ("spec:\n  rollout:\n    maxStaleness: 9\n", "spec.rollout.maxStaleness", "within bounds"),
+    ("spec:\n  rollout:\n    maxStaleness: 1\n  training:\n    importanceCorrection:\n      enabled: false\n", "spec",
+     "samples from an older adapter need the importance correction"),
 ]
 
 

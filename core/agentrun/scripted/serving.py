@@ -39,10 +39,13 @@ class ScriptedProcess(ProcessServer):
         models: tuple[str, ...] = ("scripted",),
         latency_ms: float = 0.0,
         min_turns: int | None = None,
+        policy: str = "oracle",
+        error_rate: float = 0.2,
         log_level: str = "warning",
     ) -> None:
         super().__init__(python_module("agentrun.cli.scripted", [
             "--dataset", str(dataset_dir), "--latency-ms", str(latency_ms), "--log-level", log_level,
+            "--policy", policy, "--error-rate", str(error_rate),
             *(option for model in models for option in ("--model", model)),
             *(("--min-turns", str(min_turns)) if min_turns is not None else ()),
         ]), env=agentrun_env())  # fmt: skip
