@@ -191,7 +191,8 @@ def train(kube: KubeAccess, kubelet: process_kubelet.ProcessKubelet, ns: str, na
     kube.wait_for(lambda: (p := running_pod(kube, ns, "learner")) and p["metadata"]["uid"] != stalled_pod["metadata"]["uid"],
                   timeout=PHASE, what="the stalled learner's pod replaced")
 
-    # The run finishes: every step once, each sampled from the adapter before it, the evaluations done.
+    # The run finishes: every step once, each sampled from the adapter two steps before it (rollout.maxStaleness
+    # is 1 on a cluster: step s + 1 is sampled while step s trains), the evaluations done.
     kube.wait_for(lambda: run_status(kube, ns, name).get("phase") in ("Succeeded", "Failed"), timeout=PHASE * 2,
                   what="the run finishing")
     status = run_status(kube, ns, name)
@@ -200,7 +201,8 @@ def train(kube: KubeAccess, kubelet: process_kubelet.ProcessKubelet, ns: str, na
     assert row[1:3] == ["Succeeded", str(STEPS)]
     records = [json.loads(line) for line in (layout.run_dir(name) / "steps.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
-    assert [r["model"] for r in records[1:]] == [storage.checkpoint_name(s) for s in range(1, STEPS)]
+    assert [r["model"] for r in records[2:]] == [storage.checkpoint_name(s) for s in range(1, STEPS - 1)]
+    assert {r["staleness"] for r in records[1:]} == {1}
     for evaluated in (30, 60):
         assert json.loads(layout.eval_result(name, evaluated, "validation").read_text())["summary"]["questions"] == 3
     assert json.loads(layout.eval_result(name, STEPS, "test").read_text())["model"] == storage.checkpoint_name(STEPS)

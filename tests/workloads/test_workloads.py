@@ -45,7 +45,8 @@ def test_prepare_learner_and_evaluations_share_the_volume(tiny_dir: Path, tmp_pa
             "dataset": {"name": "small", "emails": 1000},
             "environment": {"maxTurns": 2, "maxNewTokens": 24},
             "training": {"steps": 2, "scenariosPerStep": 2, "groupSize": 2, "checkpointEvery": 1},
-            "rollout": {"concurrency": 4},
+            # On-policy (a cluster's default is 1): step 2 samples step 1's adapter, which the resolver must find.
+            "rollout": {"concurrency": 4, "maxStaleness": 0},
             "evaluation": {"everySteps": 1, "limit": 3},
         },
     }
