@@ -18,6 +18,7 @@ import torch
 from openai.types.chat import ChatCompletion
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from agentrun.rollout.adapters import AdapterPublisher
 from agentrun.rollout.chat import ChatEndpoint
 from tests.serving.conftest import (
     OTHER_BASE_ADAPTER, QUESTIONS, TOOL_ADAPTER, TOOL_ARGUMENTS, TOOLS, Served, attach, chat, prompt_ids,
@@ -169,6 +170,22 @@ def test_loading_an_adapter_lists_it_and_changes_outputs_and_unloading_removes_i
     error = _error(missing.value)
     assert {**error, "message": ""} == {"message": "", "type": "NotFoundError", "param": "model", "code": 404}
     assert str(error["message"]).startswith("The model `mine` does not exist.")  # vLLM adds "Valid aliases: ..."
+
+
+def test_the_publisher_keeps_the_newest_adapters_loaded_for_stale_rollouts(
+    server: Served, client: openai.OpenAI, adapters_dir: Path
+) -> None:
+    """rollout.maxStaleness 1: the adapter before the newest still samples, so publishing keeps two loaded."""
+    publisher = AdapterPublisher(f"{server.root}/v1", keep=2)
+    try:
+        for name in ("kept-1", "kept-2", "kept-3"):
+            publisher.publish(name, adapters_dir / TOOL_ADAPTER)
+        listed = {card.id for card in client.models.list()}
+        assert {"kept-2", "kept-3"} <= listed and "kept-1" not in listed
+    finally:
+        publisher.close()
+        for name in ("kept-2", "kept-3"):
+            httpx.post(f"{server.root}/v1/unload_lora_adapter", json={"lora_name": name})
 
 
 def test_the_resolver_loads_a_checkpoint_by_name_and_refuses_another_bases_adapter(
