@@ -1,10 +1,12 @@
-"""One GRPO optimizer step on a batch of samples: micro-batches by token budget, gradient accumulation,
-the loss of `grpo`, clipping, AdamW. The training engine (`engines`: plain torch or DeepSpeed ZeRO) owns
-backward, the update and the processes; the loss is the same for both.
+"""One GRPO optimizer step on a batch of samples: micro-batches by token budget (packed rows, `packing`,
+or padded rows), gradient accumulation, the loss of `grpo`, clipping, AdamW. The training engine
+(`engines`: plain torch or DeepSpeed ZeRO) owns backward, the update and the processes; the loss is the
+same for both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
@@ -14,10 +16,10 @@ from typing import Literal
 import torch
 
 from agentrun.spec.models import LearnerSpec, TrainingSpec
-from agentrun.trainer import grpo, prefix
+from agentrun.trainer import grpo, packing, prefix, varlen
 from agentrun.trainer.engines import DeepSpeedEngine, TorchEngine, TrainingEngine
 from agentrun.trainer.flops import ModelFlops, peak_flops
-from agentrun.trainer.logprobs import selected_logprobs
+from agentrun.trainer.logprobs import causal_lm, selected_logprobs
 from agentrun.trainer.samples import Sample
 
 
@@ -33,7 +35,8 @@ class LearnerSettings:
     importance_clip: float = 2.0
     epochs: int = 1  # passes over a step's samples
     minibatches: int = 1  # optimizer steps per pass, each on every minibatches-th sample
-    micro_batch_tokens: int = 16384  # padded tokens per forward pass
+    micro_batch_tokens: int = 16384  # tokens per forward pass: a packed row's, or padded rows x the longest
+    packing: bool = False  # micro-batches are packed rows without padding (packing), not padded rows
     gradient_checkpointing: bool = False  # recompute each layer's activations in backward
     device: str = "cpu"
     engine: Literal["torch", "deepspeed"] = "torch"
@@ -48,8 +51,16 @@ class LearnerSettings:
             epochs=training.epochs, minibatches=training.minibatches,
             importance_correction=training.importance_correction.enabled,
             importance_clip=training.importance_correction.clip, micro_batch_tokens=learner.micro_batch_tokens,
-            gradient_checkpointing=learner.gradient_checkpointing, device=device, engine=engine, zero_stage=learner.deepspeed.zero_stage,
+            packing=default_packing(device) if learner.packing is None else learner.packing,
+            gradient_checkpointing=learner.gradient_checkpointing, device=device,
+            engine=engine, zero_stage=learner.deepspeed.zero_stage,
         )
+
+
+def default_packing(device: str) -> bool:
+    """`learner.packing` when unset: packed rows on GPUs; on CPUs padded rows, whose shared prompt prefix
+    (computed once) saves more than packing's per-sample attention does (docs/LEARNER.md)."""
+    return device.startswith("cuda")
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,10 @@ class Learner:
         self.pad_id = pad_id
         # The prompt prefix a micro-batch shares is computed once (agentrun.trainer.prefix), except where
         # its cache cannot be kept: checkpointed layers drop it, and ZeRO-3 would gather the weights twice.
-        self.share_prefix = settings.engine == "torch" and not settings.gradient_checkpointing
+        # Nor in a packed row: its samples would each have to attend to a prefix outside their own span,
+        # which varlen attention (disjoint causal spans, cu_seq_lens) cannot express, and a row mixes
+        # questions, so little more than the tool schemas is common to it.
+        self.share_prefix = settings.engine == "torch" and not settings.gradient_checkpointing and not settings.packing
         self.engine = make_engine(self.model, settings)
         self.flops = ModelFlops.of(self.model)
         self.peak_flops = peak_flops(settings.device)
@@ -170,16 +184,42 @@ class Learner:
     def policy_logprobs(self, samples: Sequence[Sample]) -> list[list[float]]:
         """The current policy's log-probability of each sample's ids (0.0 where not trained), no gradient."""
         found: dict[int, list[float]] = {}
-        with torch.no_grad():
-            for batch in micro_batches(samples, self.settings.micro_batch_tokens):
-                t = _tensors(batch, self.pad_id, self.settings.device)
-                logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
-                                         shared=self._shared(batch))  # (N,)
+        with torch.no_grad(), self._attention():
+            for batch in self._micro_batches(samples):
+                t = self._tensors(batch)
+                logp = self._logprobs(t, self._shared(batch))  # (N,)
                 full = torch.zeros(t["trained"].shape, dtype=logp.dtype, device=logp.device)  # (B, T)
                 full[t["trained"]] = logp
-                for row, sample in enumerate(batch):
-                    found[id(sample)] = full[row, : len(sample.ids)].tolist()
+                if self.settings.packing:
+                    per_sample = packing.split_row(full, t["cu_seq_lens"])
+                else:
+                    per_sample = [full[row, : len(sample.ids)].tolist() for row, sample in enumerate(batch)]
+                found.update((id(sample), values) for sample, values in zip(batch, per_sample, strict=True))
         return [found[id(sample)] for sample in samples]
+
+    def _micro_batches(self, samples: Sequence[Sample]) -> list[list[Sample]]:
+        budget = self.settings.micro_batch_tokens
+        if self.settings.packing:
+            return [[samples[i] for i in row] for row in packing.plan_rows([len(s.ids) for s in samples], budget)]
+        return list(micro_batches(samples, budget))
+
+    def _tensors(self, batch: Sequence[Sample]) -> dict[str, torch.Tensor]:
+        if self.settings.packing:
+            return packing.row_tensors(batch, self.settings.device)
+        return _tensors(batch, self.pad_id, self.settings.device)
+
+    def _attention(self) -> contextlib.AbstractContextManager[None]:
+        """Where the model computes micro-batches: forward passes and the backward passes that may recompute
+        them (a packed row's attention is switched to its samples' spans, `varlen`)."""
+        return varlen.packed_attention(causal_lm(self.model)) if self.settings.packing else contextlib.nullcontext()
+
+    def _logprobs(self, t: dict[str, torch.Tensor], shared: int, recompute: bool = True) -> torch.Tensor:
+        """`selected_logprobs` at the trained positions of a micro-batch's tensors (`_tensors`): (N,)."""
+        if self.settings.packing:
+            return selected_logprobs(self.model, t["input_ids"], None, t["trained"], recompute=recompute,
+                                     position_ids=t["position_ids"], cu_seq_lens=t["cu_seq_lens"])
+        return selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"], recompute=recompute,
+                                 shared=shared)
 
     def _shared(self, batch: Sequence[Sample]) -> int:
         """Tokens at the start of every row of `batch` computed once (0: none)."""
@@ -191,19 +231,36 @@ class Learner:
         """One optimizer step on `samples` (the same list on every rank); the loss is the token-level mean
         over all of them, whichever rank trains which micro-batch."""
         started = time.perf_counter()
-        s, engine = self.settings, self.engine
+        engine = self.engine
         total = sum(sum(sample.trained[1:]) for sample in samples)
+        self.model.train()
+        batches = self._micro_batches(samples)
+        with self._attention():
+            sums = self._accumulate(shard(batches, engine.rank, engine.world_size), total)
+        grad_norm = engine.step()
+        self.model.eval()
+        loss_sum, kl_sum, weight_sum, count = engine.sum_across_ranks(sums)
+        seconds = time.perf_counter() - started
+        flops = self.flops.step([len(sample.ids) for sample in samples], total)
+        mfu = flops / seconds / (self.peak_flops * engine.world_size) if self.peak_flops else 0.0
+        return StepMetrics(
+            loss=loss_sum, grad_norm=grad_norm, trained_tokens=int(count), micro_batches=len(batches),
+            kl=kl_sum / max(count, 1), importance_weight=weight_sum / max(count, 1), seconds=seconds,
+            flops=flops, mfu=mfu,
+        )
+
+    def _accumulate(self, mine: Sequence[tuple[list[Sample], float]], total: int) -> list[float]:
+        """Forward and backward passes over this rank's weighted micro-batches, each loss a share of the
+        token-level mean over `total` trained tokens; returns the sums of loss, KL, importance weight and
+        trained tokens (real work only)."""
+        s, engine = self.settings, self.engine
+        recompute = not (s.engine == "deepspeed" and s.zero_stage == 3)  # see selected_logprobs
         loss_sum = kl_sum = weight_sum = 0.0
         count = 0
-        self.model.train()
-        batches = list(micro_batches(samples, s.micro_batch_tokens))
-        mine = shard(batches, engine.rank, engine.world_size)
-        recompute = not (s.engine == "deepspeed" and s.zero_stage == 3)  # see selected_logprobs
         for index, (batch, weight) in enumerate(mine):
-            t = _tensors(batch, self.pad_id, s.device)
+            t = self._tensors(batch)
             shared = self._shared(batch)
-            logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
-                                     recompute=recompute, shared=shared)  # (N,)
+            logp = self._logprobs(t, shared, recompute)  # (N,)
             # The policy that sampled: the learner before this step's first update (the same weights as
             # now on that update, so the ratio is 1 and only the later updates of a step are clipped).
             old_logp = t["old"][t["trained"]] if batch[0].old_logprobs is not None else logp.detach()
@@ -216,8 +273,7 @@ class Learner:
             kl = torch.zeros_like(logp)
             if s.kl_coef:
                 with torch.no_grad(), self.model.disable_adapter():  # the base model is the reference
-                    ref_logp = selected_logprobs(self.model, t["input_ids"], t["attention_mask"], t["trained"],
-                                                 shared=shared)
+                    ref_logp = self._logprobs(t, shared)
                 kl = grpo.kl_penalty(logp, ref_logp)
                 token_loss = token_loss + s.kl_coef * kl
             loss = grpo.token_mean(token_loss, torch.ones_like(token_loss), total_trained=total)
@@ -228,14 +284,4 @@ class Learner:
                 kl_sum += float(kl.detach().sum())
                 weight_sum += float(importance.sum())
                 count += logp.numel()
-        grad_norm = engine.step()
-        self.model.eval()
-        loss_sum, kl_sum, weight_sum, count = engine.sum_across_ranks([loss_sum, kl_sum, weight_sum, count])
-        seconds = time.perf_counter() - started
-        flops = self.flops.step([len(sample.ids) for sample in samples], total)
-        mfu = flops / seconds / (self.peak_flops * engine.world_size) if self.peak_flops else 0.0
-        return StepMetrics(
-            loss=loss_sum, grad_norm=grad_norm, trained_tokens=int(count), micro_batches=len(batches),
-            kl=kl_sum / max(count, 1), importance_weight=weight_sum / max(count, 1), seconds=seconds,
-            flops=flops, mfu=mfu,
-        )
+        return [loss_sum, kl_sum, weight_sum, count]

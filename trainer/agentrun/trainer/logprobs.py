@@ -12,7 +12,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
-from agentrun.trainer import prefix
+from agentrun.trainer import prefix, varlen
 
 CHUNK_TOKENS = 1024  # positions per head + log-softmax chunk
 
@@ -29,11 +29,15 @@ def _chunk_logprobs(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.
 
 
 def selected_logprobs(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, selected: torch.Tensor,
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, selected: torch.Tensor,
     chunk_tokens: int = CHUNK_TOKENS, recompute: bool = True, shared: int = 0,
+    position_ids: torch.Tensor | None = None, cu_seq_lens: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """log p(input_ids[b, t] | input_ids[b, :t]) at every (b, t) where `selected` is True, in row-major
     order. `input_ids`, `attention_mask` and `selected` are (B, T); position 0 cannot be selected.
+    A packed row (`packing.row_tensors`) comes with its `position_ids` and `cu_seq_lens` instead of an
+    attention mask: there the context of a token is its own sample's earlier tokens, and no sample's
+    first token can be selected.
 
     `recompute=False` keeps every chunk's logits for backward instead: ZeRO-3 releases the gathered head
     weight after the forward pass, so a recomputation in backward would see an empty partition.
@@ -43,7 +47,13 @@ def selected_logprobs(
         raise ValueError("the first token of a sequence (or of its suffix after a shared prefix) has no prediction "
                          "to score")
     lm = causal_lm(model)
-    hidden = prefix.hidden_states(lm.model, input_ids, attention_mask, shared)  # (B, T - shared, H)
+    if cu_seq_lens is not None:
+        if shared or position_ids is None or selected[0, cu_seq_lens[:-1].long()].any():
+            raise ValueError("a packed row needs its position ids, shares no prefix and never selects the first "
+                             "token of a sample")
+        hidden = varlen.hidden_states(lm.model, input_ids, position_ids, cu_seq_lens)  # (1, T, H)
+    else:
+        hidden = prefix.hidden_states(lm.model, input_ids, attention_mask, shared)  # (B, T - shared, H)
     scored = selected[:, shared + 1 :]
     predicting = hidden[:, :-1][scored]  # (N, H): the state before each selected token
     targets = input_ids[:, shared + 1 :][scored]  # (N,)
