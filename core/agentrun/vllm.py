@@ -20,18 +20,27 @@ def max_lora_rank(rank: int) -> int:
 
 def serve_args(model: str, *, dtype: str, max_model_len: int, max_loras: int, lora_rank: int,
                gpu_memory_utilization: float | None = None) -> list[str]:
-    """`vllm serve` and its arguments, without the port (None: no `--gpu-memory-utilization`, as on CPU)."""
+    """`vllm serve` and its arguments, without the port; `gpu_memory_utilization` None: vLLM's CPU build."""
     return [
         "serve", model,
         "--dtype", dtype,
         "--max-model-len", str(max_model_len),
-        *(["--gpu-memory-utilization", str(gpu_memory_utilization)] if gpu_memory_utilization else []),
+        *(["--gpu-memory-utilization", str(gpu_memory_utilization)] if gpu_memory_utilization
+          else cpu_scheduling_args(max_model_len)),
         "--enable-lora",
         "--max-loras", str(max_loras),
         "--max-lora-rank", str(max_lora_rank(lora_rank)),
         "--enable-auto-tool-choice",
         "--tool-call-parser", "hermes",
     ]  # fmt: skip
+
+
+def cpu_scheduling_args(max_model_len: int) -> list[str]:
+    """Whole prompts only, on vLLM's CPU build. A prompt split over scheduling steps (chunked prefill, on by
+    default with a 2,048-token step there) makes vLLM 0.32 rewind the request's sampling generator, which
+    CPU generators cannot do: the engine dies (`RuntimeError: CPU Generator does not use offset`) as soon as
+    a seeded request, as every rollout is, does not fit a step. docs/SERVER.md; tests/serving."""
+    return ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max_model_len)]
 
 
 def run_serve_args(spec: RunSpec, model: str, *, gpus: int, port: int | None = None) -> list[str]:

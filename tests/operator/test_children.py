@@ -55,6 +55,7 @@ def test_the_vllm_server_serves_lora_adapters_from_the_runs_checkpoints(run) -> 
                         ("--max-model-len", "16384"), ("--dtype", "bfloat16")):
         assert args[args.index(flag) + 1] == value
     assert "--enable-lora" in args and "--enable-auto-tool-choice" in args
+    assert "--no-enable-chunked-prefill" not in args  # the CPU build's workaround only
     assert env(deployment)["VLLM_PLUGINS"] == "lora_filesystem_resolver"
     assert env(deployment)["VLLM_LORA_RESOLVER_CACHE_DIR"] == "/data/runs/qwen3-4b-enron/checkpoints"
     assert env(deployment)["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
@@ -85,6 +86,8 @@ def test_the_default_manifest_serves_the_tiny_model_the_prepare_job_built_on_a_c
     assert args[:2] == ["serve", "/data/runs/quickstart/base"]
     assert args[args.index("--max-model-len") + 1] == "4096"  # the tiny model's positions, not the spec's 16384
     assert "--gpu-memory-utilization" not in args
+    # whole prompts per scheduling step: a split seeded prompt kills vLLM's CPU engine (tests/serving)
+    assert "--no-enable-chunked-prefill" in args and args[args.index("--max-num-batched-tokens") + 1] == "4096"
     assert vllm["image"] == "registry.local/serving-cpu:1"
     assert vllm["resources"] == {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     assert env(deployment)["VLLM_CPU_KVCACHE_SPACE"] == "4"  # else vLLM reserves most of the node's memory

@@ -280,6 +280,26 @@ def test_concurrent_requests_share_forward_passes_and_each_matches_its_own_run_a
     assert together == alone
 
 
+def test_seeded_requests_too_long_to_share_a_scheduling_step_are_all_answered(
+    client: openai.OpenAI, base: str
+) -> None:
+    """GRPO's rollouts: many seeded samples at once, with long prompts. On vLLM's CPU build a prompt split
+    over steps killed the engine (agentrun.vllm.cpu_scheduling_args); each of these prompts is over half of
+    vLLM's default 2,048-token step there."""
+    question = "Who wrote the email about the quarterly numbers? " * 110
+
+    def sample(seed: int) -> list[int]:
+        reply = ask(client, base, chat(f"{seed}: {question}"), temperature=1.0, seed=seed, max_tokens=4,
+                    extra_body=TOKEN_IDS)  # fmt: skip
+        assert len((reply.model_extra or {})["prompt_token_ids"]) > 1100
+        return list((reply.choices[0].model_extra or {})["token_ids"])
+
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(sample, range(8)))
+    assert all(together)
+    assert sample(3) == sample(3)  # the server is still up, and a seed still replays
+
+
 def test_a_seed_replays_a_sample_and_n_gives_distinct_choices(client: openai.OpenAI, base: str) -> None:
     def sample(seed: int, n: int = 1) -> list[list[int]]:
         reply = ask(client, base, chat("Anything."), temperature=1.0, seed=seed, max_tokens=10, n=n,
