@@ -23,8 +23,9 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
               help="Port of the embedded model server on 127.0.0.1 (0: any free port). Its /metrics has vLLM's "
                    "vllm:* series, for a Prometheus scrape beside --metrics-port.")
 @click.option("--server", "server", type=click.Choice(["agentrun", "vllm"]), default="agentrun", show_default=True,
-              help="The model server: agentrun's embedded one, or real vLLM with the command line the operator's "
-                   "serving Deployment uses (tests/serving holds both to one contract).")
+              help="The model server: agentrun's embedded one (1.1x faster on the quickstart on 2 CPU cores), or "
+                   "real vLLM with the command line the operator's serving Deployment uses (tests/serving holds "
+                   "both to one contract; docs/BENCHMARKS.md times both).")
 @click.option("--vllm-command", default="vllm", show_default=True,
               help="--server vllm: the vllm executable, a path or a name on PATH (`make vllm` builds vLLM's CPU "
                    "build; its bin/vllm is under `bash hack/vllm/build.sh --print-dir`).")
