@@ -13,8 +13,10 @@ torch = pytest.importorskip("torch")
 
 from transformers import PreTrainedModel  # noqa: E402
 
+from agentrun import pipeline  # noqa: E402
 from agentrun.rollout.client import ServedByError  # noqa: E402
 from agentrun.rollout.trajectory import Trajectory, read_jsonl  # noqa: E402
+from agentrun.spec import loading  # noqa: E402
 from agentrun.trainer import sft  # noqa: E402
 from agentrun.trainer.ahead import RolloutsAhead, sampling_version  # noqa: E402
 from agentrun.trainer.learner import Learner, LearnerSettings  # noqa: E402
@@ -192,3 +194,19 @@ def test_discard_waits_for_the_running_step_and_drops_the_queued_ones() -> None:
         assert draws[drawn:] == [2, 3]
     finally:
         ahead.close()
+
+
+def test_unset_staleness_is_one_and_zero_without_the_importance_correction() -> None:
+    quickstart = loading.load_run(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml")
+
+    def staleness(rollout: dict[str, object], correction: bool = True) -> int:
+        spec = quickstart.spec.model_copy(update={
+            "rollout": quickstart.spec.rollout.model_copy(update=rollout),
+            "training": quickstart.spec.training.model_copy(update={
+                "importance_correction": quickstart.spec.training.importance_correction.model_copy(
+                    update={"enabled": correction})})})
+        return pipeline.max_staleness(quickstart.model_copy(update={"spec": spec}))
+
+    assert staleness({}) == pipeline.DEFAULT_MAX_STALENESS == 1
+    assert staleness({}, correction=False) == 0  # older samples are safe to train on only with the correction
+    assert staleness({"max_staleness": 0}) == 0 and staleness({"max_staleness": 2}) == 2

@@ -284,9 +284,9 @@ class RolloutSpec(SpecModel):
     max_staleness: Annotated[int | None, Field(ge=0, le=8)] = None
     """How many adapter versions the sampling policy may lag the learner: step s samples from the adapter
     of step max(0, s - 1 - maxStaleness), so rollouts of the next steps run while the learner trains.
-    0 alternates sampling and training (on-policy); unset: 1 on a cluster (vLLM and the learner on their
-    own devices), 0 with `agentrun run` (they share this machine's CPUs: docs/LEARNER.md). Needs
-    training.importanceCorrection, which corrects for the older sampling policy."""
+    0 alternates sampling and training (on-policy); unset: 1 (on a cluster and with `agentrun run`:
+    docs/LEARNER.md), or 0 where training.importanceCorrection is disabled. Above 0 it needs that
+    correction, which corrects for the older sampling policy."""
 
 
 class EvaluationSpec(SpecModel):

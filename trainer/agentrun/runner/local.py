@@ -110,7 +110,7 @@ class LocalRunner:
         self.layout = storage.Layout(Path(run.spec.storage.local_dir))
         self.progress = progress
         self.timer = PhaseTimer()
-        self.staleness = pipeline.max_staleness(run, cluster=False)
+        self.staleness = pipeline.max_staleness(run)
         self.reporters: list[pipeline.Reporter] = [
             pipeline.MetricsReporter(self.name, metrics_port),
             pipeline.StepLog(self.layout.run_dir(self.name) / "steps.jsonl")]

@@ -87,7 +87,7 @@ def main() -> None:
                                                   addr="0.0.0.0"))
     engine = "deepspeed" if os.environ.get("AGENTRUN_ENGINE", "deepspeed") == "deepspeed" else "torch"
     loop = pipeline.build_loop(run, layout, workload.server_url, dataset_dir, base, resolver_publish, reporters,
-                               engine=engine, staleness=pipeline.max_staleness(run, cluster=True))
+                               engine=engine, staleness=pipeline.max_staleness(run))
     start = loop.resume()
     if rank == 0:
         print(f"resumed from checkpoint step {start}" if start else "starting at step 0", flush=True)
