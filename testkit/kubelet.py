@@ -223,8 +223,10 @@ class Container:
         with self.log.open("ab") as out:
             out.write(f"--- process kubelet: {reason}: stopping {now()}\n".encode())
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        with contextlib.suppress(OSError, ValueError):  # unshare's one child: the namespace's PID 1
-            os.kill(int(children.read_text().split()[0]), signal.SIGTERM)
+        with contextlib.suppress(OSError):
+            # unshare's one child, the namespace's PID 1; none yet while unshare starts it, none left once it exited
+            for pid in children.read_text().split()[:1]:
+                os.kill(int(pid), signal.SIGTERM)
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

@@ -1,5 +1,6 @@
 """The process kubelet's pure parts, held to the Kubernetes rules they copy (the end-to-end test covers the
-rest): `$(VAR)` expansion, downward-API fields, and which local environment an image reference maps to."""
+rest): `$(VAR)` expansion, downward-API fields, which local environment an image reference maps to; and
+how it stops a container."""
 
 from __future__ import annotations
 
@@ -37,3 +38,14 @@ def test_an_image_maps_by_repository_whatever_its_tag_or_digest(tmp_path: Path) 
     assert kubelet.image_for(images, "localhost:5000/serving").bin_dir == tmp_path  # a registry port is no tag
     with pytest.raises(kubelet.PodError, match="maps only"):
         kubelet.image_for(images, "ghcr.io/agentrun/operator:0.1.0")
+
+
+def test_a_container_whose_namespace_has_no_pid_one_is_still_killed(tmp_path: Path) -> None:
+    """Deleting a pod whose PID 1 has not started yet, or has already exited while unshare lingers: no child
+    to send SIGTERM to (this raised IndexError and left the rest of the kubelet's pods running), so the
+    process group gets SIGKILL after the grace period."""
+    container = kubelet.Container(spec={"name": "c"}, log=tmp_path / "c.log")
+    container.launch(["sleep", "600"], env={}, cwd=tmp_path)  # a process with no children, as unshare then
+    container.kill(reason="pod deleted", grace=0.1)
+    assert container.process is not None and container.process.returncode == -9
+    assert "pod deleted: stopping" in (tmp_path / "c.log").read_text()
